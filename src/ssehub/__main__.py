@@ -1,0 +1,7 @@
+"""``python -m ssehub`` is the ``ssehub`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""create_app(): the Starlette app — routes, lifespan, CORS, and the ONE error→status table."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from ..config import Settings
+from ..core import Hub
+from ..errors import SSEHubError
+from .hub_routes import hub_routes
+from .state import HubState
+
+__all__ = ["create_app"]
+
+
+async def _sse_hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SSEHubError)
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _optional_routes(settings: Settings) -> tuple[list[BaseRoute], Any]:
+    routes: list[BaseRoute] = []
+    relay = None
+    with contextlib.suppress(ImportError):
+        from .chat import chat_routes
+
+        routes += chat_routes(settings)
+    with contextlib.suppress(ImportError):
+        from .pages import page_routes
+
+        routes += page_routes()
+    return routes, relay
+
+
+def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> Starlette:
+    """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
+    settings = settings or Settings()
+    hub = hub or Hub(settings=settings)
+    relay: Any = None
+    with contextlib.suppress(ImportError):
+        from ..relay import Relay
+
+        relay = Relay(hub, settings)
+    state = HubState(settings, hub, relay)
+    extra, _ = _optional_routes(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.ensure_started()
+        try:
+            yield
+        finally:
+            await state.close()
+
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_credentials=settings.cors_credentials,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "Authorization", "Last-Event-ID"],
+            max_age=600,
+        ))
+    app = Starlette(
+        routes=hub_routes() + extra,
+        middleware=middleware,
+        exception_handlers={SSEHubError: _sse_hub_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.ssehub = state
+    app.state.hub = hub
+    app.state.settings = settings
+    app.state.relay = relay
+    return app

@@ -1,0 +1,87 @@
+"""Hub routes: GET /subscribe, POST /publish, GET /topics, GET /healthz."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers, QueryParams
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from ..errors import CapacityExceeded, InvalidTopic, RateLimited
+from .bodies import parse_publications, read_body
+from .state import HubState, state_of
+from .streaming import stream_subscription
+
+__all__ = ["hub_routes"]
+
+
+class Subscribe:
+    """GET /subscribe?topic=T[&topic=…][&last_event_id=ID] → text/event-stream."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: HubState = state_of(scope)
+        await state.ensure_started()
+        settings = state.settings
+        query = QueryParams(scope["query_string"])
+        topics = query.getlist("topic")
+        if not topics:
+            raise InvalidTopic("at least one topic parameter is required")
+        # EventSource sends Last-Event-ID itself on reconnects; its first request can only
+        # carry the query parameter, so the header wins when both are present.
+        resume = Headers(scope=scope).get("last-event-id") or query.get("last_event_id") or None
+        if state.connections >= settings.max_connections:
+            raise CapacityExceeded("too many open connections; try again later")
+        client = scope.get("client")
+        addr = client[0] if client else ""
+        if state.per_client.get(addr, 0) >= settings.max_subscriptions_per_client:
+            raise RateLimited("too many open subscriptions from this address")
+        sub = state.hub.subscribe(topics, last_event_id=resume)
+        state.connections += 1
+        state.per_client[addr] = state.per_client.get(addr, 0) + 1
+
+        def closed() -> None:
+            state.connections -= 1
+            left = state.per_client[addr] - 1
+            if left:
+                state.per_client[addr] = left
+            else:
+                del state.per_client[addr]
+
+        await stream_subscription(sub, receive, send, settings, on_close=closed)
+
+
+async def publish(request: Request) -> Response:
+    state = state_of(request.scope)
+    await state.ensure_started()
+    body = await read_body(request.receive, request.headers, state.settings.max_event_bytes)
+    pubs, batch = parse_publications(body, request.headers, request.query_params)
+    hub = state.hub
+    # Validate every publication before publishing any: a bad batch publishes nothing.
+    for p in pubs:
+        hub.validate(p.topics, p.data, event=p.event, retry=p.retry)
+    ids = [await hub.publish(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
+    return JSONResponse({"ids": ids} if batch else {"id": ids[0]})
+
+
+async def topics(request: Request) -> Response:
+    state = state_of(request.scope)
+    await state.ensure_started()
+    return JSONResponse({"topics": state.hub.topics()})
+
+
+async def healthz(request: Request) -> Response:
+    state = state_of(request.scope)
+    await state.ensure_started()
+    if await state.hub.healthy():
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "unavailable", "error": "hub or broker not answering"}, status_code=503)
+
+
+def hub_routes() -> list[BaseRoute]:
+    return [
+        Route("/subscribe", Subscribe(), methods=["GET"]),
+        Route("/publish", publish, methods=["POST"]),
+        Route("/topics", topics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]

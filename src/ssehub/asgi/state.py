@@ -1,0 +1,48 @@
+"""Per-app state: the hub, the relay, the settings, connection counts; lazy start."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.types import Scope
+
+from ..config import Settings
+from ..core import Hub
+
+__all__ = ["HubState", "state_of"]
+
+
+class HubState:
+    """What the routes share. Starts the hub (and relay) on first use when no lifespan ran,
+    as happens when the app is mounted inside another Starlette/FastAPI app."""
+
+    def __init__(self, settings: Settings, hub: Hub, relay: Any = None) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.relay = relay
+        self.connections = 0
+        self.per_client: dict[str, int] = {}
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def ensure_started(self) -> None:
+        if self._started:
+            return
+        async with self._lock:
+            if not self._started:
+                await self.hub.start()
+                if self.relay is not None:
+                    await self.relay.__aenter__()
+                self._started = True
+
+    async def close(self) -> None:
+        """Stop generations first (their topics get a terminal event), then the hub."""
+        if self.relay is not None and self._started:
+            await self.relay.__aexit__(None, None, None)
+        await self.hub.close()
+
+
+def state_of(scope: Scope) -> HubState:
+    state: HubState = scope["app"].state.ssehub
+    return state

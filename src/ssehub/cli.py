@@ -1,0 +1,126 @@
+"""The ``ssehub`` command: serve, publish, subscribe (and chat, simulate-llm from the relay).
+
+Every setting of ``ssehub.config.Settings`` is a ``serve`` flag (``--history-size 500``), an
+environment variable (``SSEHUB_HISTORY_SIZE``) and a key of the TOML file (``--config``);
+precedence: flag > environment > file > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from .config import ConfigError, Settings, load_settings
+from .errors import SSEHubError
+
+__all__ = ["main"]
+
+DEFAULT_URL = "http://127.0.0.1:8181"
+
+
+def _serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file with settings (also SSEHUB_CONFIG)")
+    for f in fields(Settings):
+        if f.name == "providers":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
+                                help=f"default: {f.default!r}" if f.name != "llm_api_key" else
+                                "prefer SSEHUB_LLM_API_KEY: flags show up in process lists")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .server import run
+
+    flags = {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
+    settings = load_settings(flags, config_file=args.config)
+    run(settings)
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from .client import publish
+
+    data: Any = args.data
+    if args.json:
+        try:
+            data = json.loads(args.data)
+        except ValueError as exc:
+            print(f"ssehub publish: --json given but DATA is not JSON: {exc}", file=sys.stderr)
+            return 2
+    ident = asyncio.run(publish(args.url, args.topic, data, event=args.event))
+    print(ident)
+    return 0
+
+
+async def _subscribe(args: argparse.Namespace) -> None:
+    from .client import subscribe
+
+    async for event in subscribe(args.url, args.topics, last_event_id=args.last_event_id):
+        line = {"event": event.event or "message", "data": event.data}
+        if event.event != "gap":
+            line["id"] = event.id or ""
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+
+
+def _cmd_subscribe(args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_subscribe(args))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssehub", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the hub server (default 127.0.0.1:8181)")
+    _serve_flags(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    pub = sub.add_parser("publish", help="publish one event")
+    pub.add_argument("topic")
+    pub.add_argument("data")
+    pub.add_argument("--event", help="event name")
+    pub.add_argument("--json", action="store_true", help="DATA is JSON, send it as a JSON value")
+    pub.add_argument("--url", default=DEFAULT_URL, help=f"hub URL (default {DEFAULT_URL})")
+    pub.set_defaults(func=_cmd_publish)
+
+    subs = sub.add_parser("subscribe", help="print events as JSON lines; resumes after drops")
+    subs.add_argument("topics", nargs="+")
+    subs.add_argument("--last-event-id", help="resume after this id ('earliest' for all history)")
+    subs.add_argument("--url", default=DEFAULT_URL, help=f"hub URL (default {DEFAULT_URL})")
+    subs.set_defaults(func=_cmd_subscribe)
+
+    with contextlib.suppress(ImportError):
+        from .cli_llm import register
+
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"ssehub: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    except SSEHubError as exc:
+        print(f"ssehub: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Settings: one frozen dataclass, filled from flag > SSEHUB_* environment > TOML file > default.
+
+Every field is a setting: ``--history-size`` on the command line, ``SSEHUB_HISTORY_SIZE`` in the
+environment, ``history_size`` in the TOML file. Lists in the environment are comma-separated.
+Unknown keys in the file are an error (a typo must not be silently ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import BadRequest
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(BadRequest):
+    """A setting has an invalid value or the file cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # server
+    host: str = "127.0.0.1"
+    port: int = 8181
+    broker: str = "memory://"
+    log_level: str = "info"
+    # hub
+    heartbeat: float = 15.0  # seconds between comment lines on an idle stream
+    retry: int = 2000  # ms, the reconnection hint sent when a stream opens
+    shutdown_retry: int = 5000  # ms, base of the jittered hint sent at shutdown
+    history_size: int = 1000  # events retained per topic
+    history_bytes: int = 4 * 1024 * 1024  # encoded bytes retained per topic
+    max_topics: int = 100_000  # topics kept in memory; idle ones beyond are forgotten
+    slow_consumer: str = "gap"  # "gap" | "disconnect"
+    max_event_bytes: int = 1024 * 1024  # request body / event size limit
+    max_chunk_bytes: int = 256 * 1024  # bytes handed to one send() at most
+    max_topics_per_subscription: int = 64
+    max_connections: int = 100_000
+    max_subscriptions_per_client: int = 10_000
+    # cors
+    cors_origins: tuple[str, ...] = ()
+    cors_credentials: bool = False
+    # llm relay
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
+    llm_provider: str = "default"
+    chat_grace: float = 20.0
+    max_generations: int = 256
+    chat_rate_per_minute: int = 60
+    upstream_connect_timeout: float = 10.0
+    upstream_read_timeout: float = 120.0
+    demo_tokens_per_second: float = 40.0
+    providers: tuple[Mapping[str, Any], ...] = field(default=())
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+_SECRET = {"llm_api_key"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a value from the environment, the file or a flag into the field's type."""
+    kind = _FIELDS[name].type
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "str":
+            return str(value)
+        if kind.startswith("tuple[str"):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            return tuple(str(v) for v in value)
+        if name == "providers":
+            if not isinstance(value, list | tuple) or not all(isinstance(p, Mapping) for p in value):
+                raise ValueError("providers must be a list of tables")
+            return tuple(dict(p) for p in value)
+    except (TypeError, ValueError):
+        shown = "***" if name in _SECRET else repr(value)
+        raise ConfigError(f"invalid value for {name}: {shown}") from None
+    raise ConfigError(f"setting {name} cannot be set this way")
+
+
+def _validate(s: Settings) -> Settings:
+    if s.slow_consumer not in ("gap", "disconnect"):
+        raise ConfigError("slow_consumer must be 'gap' or 'disconnect'")
+    for name in ("history_size", "history_bytes", "max_event_bytes", "max_chunk_bytes",
+                 "max_topics", "max_topics_per_subscription", "max_connections",
+                 "max_subscriptions_per_client", "max_generations"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if s.heartbeat <= 0 or s.retry < 0 or s.chat_grace < 0:
+        raise ConfigError("heartbeat must be > 0, retry and chat_grace >= 0")
+    if s.cors_credentials and "*" in s.cors_origins:
+        raise ConfigError("cors_credentials needs explicit origins, not '*'")
+    return s
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings: flags (None values ignored) > SSEHUB_* env > TOML file > defaults."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get("SSEHUB_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS:
+                raise ConfigError(f"unknown setting {key!r} in {path}")
+            values[name] = _coerce(name, value)
+    for name in _FIELDS:
+        raw = env.get("SSEHUB_" + name.upper())
+        if raw is not None and name != "providers":
+            values[name] = _coerce(name, raw)
+    for name, value in (flags or {}).items():
+        if value is not None:
+            if name not in _FIELDS:
+                raise ConfigError(f"unknown setting {name!r}")
+            values[name] = _coerce(name, value)
+    return _validate(Settings(**values))

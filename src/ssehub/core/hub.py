@@ -1,0 +1,216 @@
+"""The hub: publish into bounded topic logs, subscribe with cursors. Knows nothing of HTTP.
+
+Per publish: validate, encode once, append to each topic's log, resolve the topic's one
+shared wake-up future. No per-subscriber work happens in the publisher: each woken
+subscriber slices its own cursor..head range (see ``subscription.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from ..config import Settings
+from ..errors import HubClosed, InvalidField
+from ..wire import Event, check_field, encode
+from .broker import Broker, MemoryBroker
+from .log import TopicLog
+from .positions import format_id
+from .subscription import Subscription
+from .topics import check_topics
+
+__all__ = ["Hub", "Topic"]
+
+PresenceListener = Callable[[str, int], None]
+
+
+class Topic:
+    """A topic's log, its shared wake-up future and its local subscriber count."""
+
+    __slots__ = ("last_used", "log", "name", "subscribers", "waiter")
+
+    def __init__(self, name: str, log: TopicLog, now: float) -> None:
+        self.name = name
+        self.log = log
+        self.subscribers = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.last_used = now
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class Hub:
+    """Topics, positions and subscriptions. Use as ``async with Hub() as hub:``."""
+
+    def __init__(
+        self,
+        broker: Broker | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.broker: Broker = broker if broker is not None else MemoryBroker()
+        self.clock = clock
+        self.epoch = 0
+        self.last_seq = 0
+        #: highest seq of any topic forgotten to respect max_topics; resumes below it get a gap
+        self.forgotten_seq = 0
+        self.tick_count = 0
+        self.closed = False
+        self._topics: OrderedDict[str, Topic] = OrderedDict()
+        self._listeners: list[PresenceListener] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._opened = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self) -> Hub:
+        if not self._opened:
+            self.epoch = await self.broker.open()
+            self._opened = True
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        return self
+
+    async def __aenter__(self) -> Hub:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """End every subscription (they see the hub closed) and stop the ticker. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        for topic in self._topics.values():
+            topic.wake()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        await self.broker.close()
+
+    async def healthy(self) -> bool:
+        return not self.closed and await self.broker.healthy()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat)
+            self.tick()
+
+    def tick(self) -> None:
+        """Heartbeat: wake every waiting subscriber once; idle ones send a comment line."""
+        self.tick_count += 1
+        for topic in self._topics.values():
+            topic.wake()
+
+    # -- publish --------------------------------------------------------------------
+    async def publish(
+        self,
+        topics: str | Sequence[str],
+        data: str,
+        *,
+        event: str | None = None,
+        retry: int | None = None,
+    ) -> str:
+        """Append one event to every topic named; return its id. One event, one id."""
+        if self.closed:
+            raise HubClosed("the hub is shutting down")
+        if not self._opened:
+            await self.start()
+        names = self.validate(topics, data, event=event, retry=retry)
+        seq = await self.broker.append(names, data, event, retry)
+        self.last_seq = seq
+        ident = format_id(self.epoch, seq)
+        stored = Event(data, event, ident, retry)
+        frame = encode(stored)
+        now = self.clock()
+        for name in names:
+            topic = self._topics.get(name) or self._create(name)
+            topic.log.append(seq, frame, stored)
+            topic.last_used = now
+            if topic.waiter is not None:
+                topic.wake()
+        return ident
+
+    def validate(
+        self, topics: object, data: object, *, event: object = None, retry: object = None
+    ) -> tuple[str, ...]:
+        """Raise the BadRequest a publish of these values would raise; return the topic names."""
+        names = check_topics(topics)  # type: ignore[arg-type]
+        if event is not None:
+            if not isinstance(event, str):
+                raise InvalidField("event must be a string")
+            check_field("event", event)
+        Event(data, event, None, retry)  # type: ignore[arg-type]  # checks data and retry
+        return names
+
+    # -- subscribe ------------------------------------------------------------------
+    def subscribe(self, topics: str | Sequence[str], *, last_event_id: str | None = None) -> Subscription:
+        """A subscription to ``topics``; resume after ``last_event_id`` (or ``"earliest"``)."""
+        if self.closed:
+            raise HubClosed("the hub is shutting down")
+        names = check_topics(topics, self.settings.max_topics_per_subscription)
+        return Subscription(self, [self.topic(n) for n in names], last_event_id)
+
+    def topic(self, name: str) -> Topic:
+        """The topic of that name, created empty if needed."""
+        return self._topics.get(name) or self._create(name)
+
+    def _create(self, name: str) -> Topic:
+        s = self.settings
+        if len(self._topics) >= s.max_topics:
+            self._forget_idle()
+        topic = Topic(name, TopicLog(s.history_size, s.history_bytes, self.forgotten_seq), self.clock())
+        self._topics[name] = topic
+        return topic
+
+    def _forget_idle(self) -> None:
+        """Drop the least recently used topics nobody subscribes to (10% at a time)."""
+        goal = max(1, len(self._topics) // 10)
+        victims = sorted(
+            (t for t in self._topics.values() if t.subscribers == 0 and t.waiter is None),
+            key=lambda t: t.last_used,
+        )[:goal]
+        for topic in victims:
+            self.forgotten_seq = max(self.forgotten_seq, topic.log.last_seq)
+            del self._topics[topic.name]
+
+    # -- presence -------------------------------------------------------------------
+    def add_presence_listener(self, listener: PresenceListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_presence_listener(self, listener: PresenceListener) -> None:
+        self._listeners.remove(listener)
+
+    def _presence(self, topic: Topic, delta: int) -> None:
+        topic.subscribers += delta
+        topic.last_used = self.clock()
+        for listener in tuple(self._listeners):
+            listener(topic.name, topic.subscribers)
+
+    def subscriber_count(self, name: str) -> int:
+        topic = self._topics.get(name)
+        return topic.subscribers if topic is not None else 0
+
+    def topics(self) -> list[dict[str, object]]:
+        """Topics with subscribers or retained events: name, subscribers, last id, retained."""
+        out: list[dict[str, object]] = []
+        for t in self._topics.values():
+            if t.subscribers or len(t.log):
+                last = t.log.events[-1].id if len(t.log) else None
+                out.append({"topic": t.name, "subscribers": t.subscribers, "last_event_id": last,
+                            "retained": len(t.log)})
+        return out
+
+    def gap_event(self, topic: str, last_event_id: str | None, reason: str) -> Event:
+        data = json.dumps({"topic": topic, "last_event_id": last_event_id, "reason": reason},
+                          ensure_ascii=False, separators=(",", ":"))
+        return Event(data, "gap")

@@ -1,0 +1,120 @@
+"""A bounded, append-only log of one topic's encoded frames. Pure: no asyncio, no I/O.
+
+Entries are addressed two ways: by ``seq`` (the hub-wide event number, sparse within one
+topic) and by *absolute index* (0 for the first entry ever appended to this log, +1 per
+entry). Subscribers keep absolute indexes as cursors: finding "what is new since my cursor"
+is a slice, with no search. Eviction (by count and by encoded bytes) moves ``first``;
+a cursor below ``first`` has lost events and must be told so (``gap``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from ..wire import Event
+
+__all__ = ["TopicLog"]
+
+_COMPACT_AT = 1024  # evicted slots kept before the lists are compacted
+
+
+class TopicLog:
+    __slots__ = (
+        "_base",
+        "_bytes",
+        "_cum_base",
+        "_start",
+        "cum",
+        "events",
+        "evicted_seq",
+        "frames",
+        "max_bytes",
+        "max_events",
+        "seqs",
+    )
+
+    def __init__(self, max_events: int, max_bytes: int, evicted_seq: int = 0) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        #: highest seq ever evicted from this topic: a resume from below it lost events
+        self.evicted_seq = evicted_seq
+        self.seqs: list[int] = []
+        self.frames: list[bytes] = []
+        self.events: list[Event] = []
+        #: cum[i] = bytes of all frames up to and including list slot i (running total)
+        self.cum: list[int] = []
+        self._start = 0  # list slot of the oldest retained entry
+        self._base = 0  # absolute index of list slot 0
+        self._bytes = 0
+        self._cum_base = 0  # running byte total before list slot 0
+
+    # -- positions ------------------------------------------------------------------
+    @property
+    def base(self) -> int:
+        """Absolute index of list slot 0 (subtract it from an absolute index to get a slot)."""
+        return self._base
+
+    @property
+    def first(self) -> int:
+        """Absolute index of the oldest retained entry."""
+        return self._base + self._start
+
+    @property
+    def head(self) -> int:
+        """Absolute index the next appended entry will get."""
+        return self._base + len(self.seqs)
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1] if len(self.seqs) > self._start else self.evicted_seq
+
+    def __len__(self) -> int:
+        return len(self.seqs) - self._start
+
+    @property
+    def retained_bytes(self) -> int:
+        return self._bytes
+
+    def index_after(self, seq: int) -> int:
+        """Absolute index of the first retained entry with a seq greater than ``seq``."""
+        return self._base + bisect_right(self.seqs, seq, self._start)
+
+    def slot_end(self, lo: int, hi: int, max_bytes: int) -> int:
+        """The largest slot end ≤ hi such that frames[lo:end] fit in max_bytes (at least one)."""
+        cum = self.cum
+        before = cum[lo - 1] if lo else self._cum_base
+        if cum[hi - 1] - before <= max_bytes:
+            return hi
+        return max(lo + 1, bisect_right(cum, before + max_bytes, lo, hi))
+
+    # -- mutation -------------------------------------------------------------------
+    def append(self, seq: int, frame: bytes, event: Event) -> None:
+        size = len(frame)
+        self.seqs.append(seq)
+        self.frames.append(frame)
+        self.events.append(event)
+        self.cum.append((self.cum[-1] if self.cum else self._cum_base) + size)
+        self._bytes += size
+        if len(self.seqs) - self._start > self.max_events or self._bytes > self.max_bytes:
+            self._evict()
+
+    def _evict(self) -> None:
+        # Keep at least the newest entry, even when it alone is over max_bytes.
+        seqs, frames, events = self.seqs, self.frames, self.events
+        last = len(seqs) - 1
+        start = self._start
+        while start < last and (last + 1 - start > self.max_events or self._bytes > self.max_bytes):
+            self._bytes -= len(frames[start])
+            self.evicted_seq = seqs[start]
+            frames[start] = b""  # release memory now; the slot goes at the next compaction
+            events[start] = _EVICTED
+            start += 1
+        self._start = start
+        if start >= _COMPACT_AT and start * 2 >= len(seqs):
+            self._cum_base = self.cum[start - 1]
+            del seqs[:start], frames[:start], events[:start], self.cum[:start]
+            self._base += start
+            self._start = 0
+
+
+_EVICTED = Event()

@@ -1,0 +1,253 @@
+"""A subscription: one cursor per topic into the hub's topic logs.
+
+``next_chunk()`` is the HTTP hot path: everything between the cursors and the heads, already
+encoded, joined into one ``bytes`` (so a busy stream coalesces many events per write).
+``async for event in subscription`` is the library form, yielding ``wire.Event`` values.
+
+Continuity is checked where it can break: when the subscription opens with a resume id,
+and whenever a cursor is found below its log's oldest retained entry (the subscriber fell
+behind). Either way the subscriber first gets ``event: gap`` for that topic and then continues
+from the oldest retained event — never a silent loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from heapq import merge
+from typing import TYPE_CHECKING, Any
+
+from ..wire import Event, encode
+from .positions import EARLIEST, parse_id
+
+if TYPE_CHECKING:
+    from .hub import Hub, Topic
+
+__all__ = ["GapReason", "SlowConsumer", "Subscription", "SubscriptionClosed"]
+
+
+class GapReason:
+    UNKNOWN_ID = "unknown-id"  # not an id this hub makes
+    OTHER_EPOCH = "other-epoch"  # from before a restart or data loss: history is gone
+    FUTURE_ID = "future-id"  # an id this hub has not handed out yet
+    EVICTED = "evicted"  # the events after the id were evicted from the retained history
+    SLOW_CONSUMER = "slow-consumer"  # the subscriber fell behind the retained history
+
+
+class SubscriptionClosed(Exception):
+    """The subscription ended: the hub closed, or the subscription was closed."""
+
+
+class SlowConsumer(SubscriptionClosed):
+    """The subscriber fell behind the retained history and the policy is 'disconnect'."""
+
+
+class Subscription:
+    __slots__ = ("_buffer", "_closed", "_cursors", "_hub", "_last_ids", "_pending", "_single",
+                 "_tick", "_topics")
+
+    def __init__(self, hub: Hub, topics: list[Topic], last_event_id: str | None) -> None:
+        self._hub = hub
+        self._topics = topics
+        self._single = len(topics) == 1
+        self._pending: list[Event] = []  # gap events to send before anything else
+        self._last_ids: list[str | None] = [last_event_id] * len(topics)
+        self._cursors = self._start(last_event_id)
+        self._closed = False
+        self._tick = hub.tick_count
+        self._buffer: deque[Event] = deque()
+        for topic in topics:
+            hub._presence(topic, +1)
+
+    def _start(self, last_event_id: str | None) -> list[int]:
+        logs = [t.log for t in self._topics]
+        if last_event_id is None:
+            return [log.head for log in logs]
+        if last_event_id == EARLIEST:
+            return [log.first for log in logs]
+        hub = self._hub
+        pos = parse_id(last_event_id)
+        if pos is None:
+            reason: str | None = GapReason.UNKNOWN_ID
+        elif pos.epoch != hub.epoch:
+            reason = GapReason.OTHER_EPOCH
+        elif pos.seq > hub.last_seq:
+            reason = GapReason.FUTURE_ID
+        else:
+            reason = None
+        cursors = []
+        for topic in self._topics:
+            log = topic.log
+            if reason is None and pos is not None and log.evicted_seq <= pos.seq:
+                cursors.append(log.index_after(pos.seq))
+            else:
+                self._pending.append(hub.gap_event(topic.name, last_event_id, reason or GapReason.EVICTED))
+                cursors.append(log.first)
+        return cursors
+
+    # -- taking what is new ---------------------------------------------------------
+    def _behind(self, i: int) -> int:
+        """Cursor i fell below its log's oldest entry: gap (or disconnect), return the new cursor."""
+        topic = self._topics[i]
+        if self._hub.settings.slow_consumer == "disconnect":
+            self.close()
+            raise SlowConsumer(f"subscriber fell behind the retained history of {topic.name!r}")
+        self._pending.append(self._hub.gap_event(topic.name, self._last_ids[i], GapReason.SLOW_CONSUMER))
+        return topic.log.first
+
+    def _take(self, frames: bool) -> list[Any]:
+        """Everything new (pending gaps first), at most max_chunk_bytes of frames; cursors advance."""
+        limit = self._hub.settings.max_chunk_bytes
+        if self._single:
+            log = self._topics[0].log
+            cur = self._cursors[0]
+            if cur < log.first:
+                cur = self._behind(0)
+            head = log.head
+            out: list[Any] = []
+            if self._pending:
+                out = [encode(e) for e in self._pending] if frames else list(self._pending)
+                self._pending.clear()
+            if cur < head:
+                base = log.base
+                lo, hi = cur - base, log.slot_end(cur - base, head - base, limit)
+                out += (log.frames if frames else log.events)[lo:hi]
+                self._cursors[0] = base + hi
+                self._last_ids[0] = log.events[hi - 1].id
+            return out
+        return self._take_merged(frames, limit)
+
+    def _take_merged(self, frames: bool, limit: int) -> list[Any]:
+        runs = []
+        for i, topic in enumerate(self._topics):
+            log = topic.log
+            if self._cursors[i] < log.first:
+                self._cursors[i] = self._behind(i)
+            cur, head = self._cursors[i], log.head
+            if cur < head:
+                base = log.base
+                # whole runs: the byte limit is applied across the merge, in seq order
+                runs.append([(log.seqs[k], k, i) for k in range(cur - base, head - base)])
+        out: list[Any] = [encode(e) for e in self._pending] if frames else list(self._pending)
+        self._pending.clear()
+        if not runs:
+            return out
+        size, last_seq, taken = 0, -1, 0
+        for seq, k, i in merge(*runs):
+            if seq == last_seq:  # one event published to several of our topics: send it once
+                continue
+            if taken and size >= limit:
+                break
+            log = self._topics[i].log
+            frame = log.frames[k]
+            out.append(frame if frames else log.events[k])
+            size += len(frame)
+            last_seq, taken = seq, taken + 1
+        # advance each cursor past every entry up to and including last_seq
+        for i, topic in enumerate(self._topics):
+            log = topic.log
+            if self._cursors[i] < log.head:
+                new = min(log.index_after(last_seq), log.head)
+                if new > self._cursors[i]:
+                    self._cursors[i] = new
+                    self._last_ids[i] = log.events[new - 1 - log.base].id
+        return out
+
+    # -- waiting --------------------------------------------------------------------
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._single:
+            topic = self._topics[0]
+            waiter = topic.waiter
+            if waiter is None or waiter.done():
+                waiter = topic.waiter = loop.create_future()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                # The waiter is shared: when another subscriber's task is cancelled while
+                # awaiting it, asyncio cancels it for everyone. Only re-raise our own.
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+            return
+        mine: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object) -> None:
+            if not mine.done():
+                mine.set_result(None)
+
+        waiters = []
+        for topic in self._topics:
+            waiter = topic.waiter
+            if waiter is None or waiter.done():
+                waiter = topic.waiter = loop.create_future()
+            waiter.add_done_callback(wake)
+            waiters.append(waiter)
+        try:
+            await mine
+        finally:
+            for waiter in waiters:
+                waiter.remove_done_callback(wake)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SubscriptionClosed("subscription closed")
+        if self._hub.closed:
+            self.close()
+            raise SubscriptionClosed("the hub is shutting down")
+
+    async def next_chunk(self) -> bytes:
+        """Encoded frames of everything new; ``b""`` on a heartbeat tick with nothing new.
+
+        Raises SubscriptionClosed when the hub or this subscription closes, and SlowConsumer
+        (a SubscriptionClosed) when the policy is 'disconnect' and the subscriber fell behind.
+        """
+        while True:
+            if self._closed:
+                raise SubscriptionClosed("subscription closed")
+            out = self._take(True)
+            if out:  # even when the hub is closing: what it accepted is delivered first
+                return out[0] if len(out) == 1 else b"".join(out)
+            self._check_open()
+            if self._tick != self._hub.tick_count:
+                self._tick = self._hub.tick_count
+                return b""
+            await self._wait()
+
+    # -- library API ----------------------------------------------------------------
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            self._buffer.extend(self._take(False))
+            if not self._buffer:
+                try:
+                    self._check_open()
+                except SubscriptionClosed:
+                    raise StopAsyncIteration from None
+                await self._wait()
+        return self._buffer.popleft()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self._topics)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop counting as a subscriber. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            for topic in self._topics:
+                self._hub._presence(topic, -1)

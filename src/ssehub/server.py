@@ -1,0 +1,54 @@
+"""Run the app under uvicorn, with a shutdown that never hangs on open SSE streams.
+
+uvicorn waits for open connections to finish before it runs the lifespan shutdown; an SSE
+stream never finishes by itself. So the server closes the hub *first*: every stream sends
+its jittered ``retry:`` hint and ends, then uvicorn's own shutdown finds nothing to wait for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from typing import Any
+
+import uvicorn
+
+from .asgi import create_app
+from .asgi.state import HubState
+from .config import Settings
+
+__all__ = ["Server", "build_server", "run"]
+
+
+class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, state: HubState) -> None:
+        super().__init__(config)
+        self.hub_state = state
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.hub_state.close()
+        await super().shutdown(sockets)
+
+
+def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
+    app = create_app(settings)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": settings.log_level == "debug",
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 2,
+        "backlog": 4096,
+        "server_header": False,
+    }
+    if importlib.util.find_spec("httptools") is not None:
+        options["http"] = "httptools"
+    options.update(uvicorn_options)
+    return Server(uvicorn.Config(app, **options), app.state.ssehub)
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    server = build_server(settings)
+    server.run()

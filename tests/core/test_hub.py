@@ -1,0 +1,305 @@
+"""The hub in process: fan-out, exact resume, gaps for every way continuity can break.
+
+No test sleeps: heartbeats are driven with hub.tick(), and waits are bounded by timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ssehub import Hub, Settings
+from ssehub.core import SlowConsumer, parse_id
+from ssehub.errors import HubClosed, InvalidField, InvalidTopic
+from ssehub.wire import Event, Parser
+
+
+def settings(**kw: object) -> Settings:
+    return Settings(heartbeat=3600, **kw)  # type: ignore[arg-type]
+
+
+async def take(sub, n: int) -> list[Event]:  # type: ignore[no-untyped-def]
+    out = []
+    async with asyncio.timeout(5):
+        async for event in sub:
+            out.append(event)
+            if len(out) == n:
+                break
+    return out
+
+
+def parse_chunks(chunks: list[bytes]) -> list[Event]:
+    parser = Parser()
+    return [e for c in chunks for e in parser.feed(c)]
+
+
+async def test_publish_returns_increasing_ids_across_topics() -> None:
+    async with Hub(settings=settings()) as hub:
+        ids = [await hub.publish(t, "x") for t in ("a", "b", "a", "c")]
+    positions = [parse_id(i) for i in ids]
+    assert all(p is not None for p in positions)
+    assert [p.seq for p in positions] == [1, 2, 3, 4]  # type: ignore[union-attr]
+    assert len({p.epoch for p in positions}) == 1  # type: ignore[union-attr]
+
+
+async def test_new_subscriber_gets_only_later_events() -> None:
+    async with Hub(settings=settings()) as hub:
+        await hub.publish("t", "before")
+        sub = hub.subscribe("t")
+        await hub.publish("t", "after")
+        assert [e.data for e in await take(sub, 1)] == ["after"]
+
+
+async def test_fanout_every_subscriber_every_event_in_order() -> None:
+    async with Hub(settings=settings()) as hub:
+        subs = [hub.subscribe("t") for _ in range(50)]
+
+        async def reader(sub) -> list[str]:  # type: ignore[no-untyped-def]
+            return [e.data for e in await take(sub, 200)]
+
+        tasks = [asyncio.create_task(reader(s)) for s in subs]
+        for i in range(200):
+            await hub.publish("t", str(i))
+            if i % 17 == 0:
+                await asyncio.sleep(0)
+        results = await asyncio.gather(*tasks)
+    assert all(r == [str(i) for i in range(200)] for r in results)
+
+
+async def test_next_chunk_coalesces_many_events_into_one_write() -> None:
+    async with Hub(settings=settings()) as hub:
+        sub = hub.subscribe("t")
+        for i in range(10):
+            await hub.publish("t", str(i))
+        chunk = await sub.next_chunk()
+        assert [e.data for e in parse_chunks([chunk])] == [str(i) for i in range(10)]
+
+
+async def test_chunks_are_bounded_by_max_chunk_bytes() -> None:
+    async with Hub(settings=settings(max_chunk_bytes=150)) as hub:
+        sub = hub.subscribe("t", last_event_id="earliest")
+        for i in range(20):
+            await hub.publish("t", "x" * 30 + str(i))
+        chunks = []
+        while sum(c.count(b"\n\n") for c in chunks) < 20:
+            chunks.append(await sub.next_chunk())
+        assert all(len(c) <= 150 for c in chunks)
+        assert 5 < len(chunks) < 20  # several events per write, but never over the limit
+        assert [e.data[30:] for e in parse_chunks(chunks)] == [str(i) for i in range(20)]
+
+
+async def test_resume_after_id_is_exact_and_exactly_once() -> None:
+    async with Hub(settings=settings()) as hub:
+        ids = [await hub.publish("t", str(i)) for i in range(10)]
+        sub = hub.subscribe("t", last_event_id=ids[4])
+        got = await take(sub, 5)
+        assert [e.data for e in got] == ["5", "6", "7", "8", "9"]
+        assert [e.id for e in got] == ids[5:]
+
+
+async def test_earliest_is_all_retained_history_without_gap() -> None:
+    async with Hub(settings=settings(history_size=3)) as hub:
+        for i in range(5):
+            await hub.publish("t", str(i))
+        got = await take(hub.subscribe("t", last_event_id="earliest"), 3)
+        assert [e.data for e in got] == ["2", "3", "4"]
+
+
+async def test_multi_topic_merge_in_seq_order_and_one_event_once() -> None:
+    async with Hub(settings=settings()) as hub:
+        first = await hub.publish("a", "a0")
+        await hub.publish("b", "b1")
+        await hub.publish(["a", "b"], "both")
+        await hub.publish("a", "a3")
+        got = await take(hub.subscribe(["a", "b"], last_event_id=first), 3)
+        assert [e.data for e in got] == ["b1", "both", "a3"]
+        # and a live subscriber sees a multi-topic event exactly once too
+        sub = hub.subscribe(["b", "a"])
+        await hub.publish(["a", "b"], "again")
+        await hub.publish("b", "after")
+        assert [e.data for e in await take(sub, 2)] == ["again", "after"]
+
+
+async def test_multi_topic_resume_from_one_id_is_exact() -> None:
+    async with Hub(settings=settings()) as hub:
+        ids = [await hub.publish("ab"[i % 2], str(i)) for i in range(10)]
+        got = await take(hub.subscribe(["a", "b"], last_event_id=ids[6]), 3)
+        assert [e.data for e in got] == ["7", "8", "9"]
+
+
+def gap_of(event: Event) -> dict[str, object]:
+    assert event.event == "gap" and event.id is None
+    return json.loads(event.data)  # type: ignore[no-any-return]
+
+
+async def test_gap_when_history_was_evicted_then_oldest_retained() -> None:
+    async with Hub(settings=settings(history_size=3)) as hub:
+        ids = [await hub.publish("t", str(i)) for i in range(6)]
+        got = await take(hub.subscribe("t", last_event_id=ids[1]), 4)
+        assert gap_of(got[0]) == {"topic": "t", "last_event_id": ids[1], "reason": "evicted"}
+        assert [e.data for e in got[1:]] == ["3", "4", "5"]
+        # resuming from an id whose successors are all still retained: no gap
+        got = await take(hub.subscribe("t", last_event_id=ids[2]), 3)
+        assert [e.data for e in got] == ["3", "4", "5"]
+
+
+async def test_gap_only_for_the_topic_whose_continuity_broke() -> None:
+    async with Hub(settings=settings(history_size=2)) as hub:
+        start = await hub.publish("quiet", "q0")
+        for i in range(5):
+            await hub.publish("busy", str(i))
+        await hub.publish("quiet", "q1")
+        got = await take(hub.subscribe(["quiet", "busy"], last_event_id=start), 4)
+        assert gap_of(got[0])["topic"] == "busy"
+        assert [e.data for e in got[1:]] == ["3", "4", "q1"]
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [("12-3", "other-epoch"), ("garbage", "unknown-id"), ("1-2-3", "unknown-id")],
+)
+async def test_gap_for_ids_this_hub_cannot_place(given: str, reason: str) -> None:
+    async with Hub(settings=settings()) as hub:
+        await hub.publish("t", "kept")
+        got = await take(hub.subscribe(["t", "u"], last_event_id=given), 3)
+        assert [gap_of(e) for e in got[:2]] == [
+            {"topic": "t", "last_event_id": given, "reason": reason},
+            {"topic": "u", "last_event_id": given, "reason": reason},
+        ]
+        assert got[2].data == "kept"
+
+
+async def test_gap_for_an_id_from_the_future() -> None:
+    async with Hub(settings=settings()) as hub:
+        ident = await hub.publish("t", "x")
+        pos = parse_id(ident)
+        assert pos is not None
+        got = await take(hub.subscribe("t", last_event_id=f"{pos.epoch}-{pos.seq + 5}"), 2)
+        assert gap_of(got[0])["reason"] == "future-id"
+        assert got[1].data == "x"
+
+
+async def test_ids_from_a_restarted_memory_hub_are_from_another_epoch() -> None:
+    async with Hub(settings=settings()) as hub:
+        old = await hub.publish("t", "lost")
+    async with Hub(settings=settings()) as hub:
+        await hub.publish("t", "new")
+        got = await take(hub.subscribe("t", last_event_id=old), 2)
+        assert gap_of(got[0])["reason"] == "other-epoch"
+        assert got[1].data == "new"
+        assert parse_id(got[1].id or "") > parse_id(old)  # type: ignore[operator]
+
+
+async def test_slow_consumer_gets_a_gap_and_continues_from_oldest() -> None:
+    async with Hub(settings=settings(history_size=5)) as hub:
+        sub = hub.subscribe("t")
+        first = await hub.publish("t", "0")
+        assert [e.data for e in await take(sub, 1)] == ["0"]
+        for i in range(1, 20):
+            await hub.publish("t", str(i))
+        got = await take(sub, 6)
+        assert gap_of(got[0]) == {"topic": "t", "last_event_id": first, "reason": "slow-consumer"}
+        assert [e.data for e in got[1:]] == ["15", "16", "17", "18", "19"]
+
+
+async def test_slow_consumer_disconnect_policy() -> None:
+    async with Hub(settings=settings(history_size=5, slow_consumer="disconnect")) as hub:
+        sub = hub.subscribe("t")
+        for i in range(20):
+            await hub.publish("t", str(i))
+        with pytest.raises(SlowConsumer):
+            await sub.next_chunk()
+        assert hub.subscriber_count("t") == 0
+
+
+async def test_memory_is_bounded_by_retention_not_by_subscribers() -> None:
+    async with Hub(settings=settings(history_size=1000, history_bytes=64 * 1024)) as hub:
+        subs = [hub.subscribe("t") for _ in range(100)]  # none of them reads
+        for _ in range(2000):
+            await hub.publish("t", "x" * 1000)
+        log = hub.topic("t").log
+        assert log.retained_bytes <= 64 * 1024
+        assert len(log.seqs) - (log.first - log.base) == len(log)
+        assert sum(len(f) for f in log.frames) <= 64 * 1024
+        for s in subs:
+            s.close()
+
+
+async def test_invalid_publications_are_rejected_and_spend_no_id() -> None:
+    async with Hub(settings=settings()) as hub:
+        sub = hub.subscribe("t")
+        with pytest.raises(InvalidField):
+            await hub.publish("t", "x", event="a\nb")
+        with pytest.raises(InvalidField):
+            await hub.publish("t", "x", retry=-1)
+        with pytest.raises(InvalidTopic):
+            await hub.publish("", "x")
+        with pytest.raises(InvalidTopic):
+            await hub.publish("a\x00b", "x")
+        with pytest.raises(InvalidTopic):
+            await hub.publish("x" * 257, "x")
+        good = await hub.publish("t", "ok")
+        assert parse_id(good).seq == 1  # type: ignore[union-attr]
+        assert [e.data for e in await take(sub, 1)] == ["ok"]
+
+
+async def test_heartbeat_tick_returns_empty_chunk_to_idle_subscribers() -> None:
+    async with Hub(settings=settings()) as hub:
+        sub = hub.subscribe("t")
+        waiting = asyncio.create_task(sub.next_chunk())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        hub.tick()
+        assert await asyncio.wait_for(waiting, 5) == b""
+
+
+async def test_close_ends_subscriptions_after_delivering_what_was_accepted() -> None:
+    hub = await Hub(settings=settings()).start()
+    sub = hub.subscribe("t")
+    waiting = asyncio.create_task(take(sub, 10))
+    await asyncio.sleep(0)
+    await hub.publish("t", "last words")
+    await hub.close()
+    assert [e.data for e in await asyncio.wait_for(waiting, 5)] == ["last words"]
+    with pytest.raises(HubClosed):
+        await hub.publish("t", "too late")
+    with pytest.raises(HubClosed):
+        hub.subscribe("t")
+
+
+async def test_a_cancelled_subscriber_does_not_break_the_shared_wakeup() -> None:
+    async with Hub(settings=settings()) as hub:
+        a, b = hub.subscribe("t"), hub.subscribe("t")
+        ta = asyncio.create_task(a.next_chunk())
+        tb = asyncio.create_task(b.next_chunk())
+        await asyncio.sleep(0)
+        ta.cancel()  # cancels the future both are awaiting
+        await asyncio.sleep(0)
+        assert not tb.done() or tb.result() is not None
+        await hub.publish("t", "still here")
+        chunk = await asyncio.wait_for(tb, 5)
+        assert b"still here" in chunk
+
+
+async def test_presence_listeners_and_counts() -> None:
+    seen: list[tuple[str, int]] = []
+    async with Hub(settings=settings()) as hub:
+        hub.add_presence_listener(lambda topic, n: seen.append((topic, n)))
+        async with hub.subscribe(["a", "b"]):
+            assert hub.subscriber_count("a") == 1
+            assert {t["topic"] for t in hub.topics()} == {"a", "b"}
+        assert hub.subscriber_count("a") == 0
+    assert seen == [("a", 1), ("b", 1), ("a", 0), ("b", 0)]
+
+
+async def test_idle_topics_are_forgotten_beyond_max_topics_with_a_gap_on_resume() -> None:
+    async with Hub(settings=settings(max_topics=10)) as hub:
+        first = await hub.publish("t0", "x")
+        for i in range(1, 30):
+            await hub.publish(f"t{i}", "x")
+        assert len(hub.topics()) <= 10
+        got = await take(hub.subscribe("t0", last_event_id=first), 1)
+        gap = gap_of(got[0])
+        assert gap["topic"] == "t0" and gap["reason"] == "evicted"

@@ -1,0 +1,76 @@
+"""Import rules between layers (ARCHITECTURE.md): arrows point down only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "ssehub"
+
+# layer → modules (prefixes) it must never import
+FORBIDDEN = {
+    "wire": ["ssehub.core", "ssehub.brokers", "ssehub.asgi", "ssehub.relay", "ssehub.client",
+             "ssehub.config", "starlette", "httpx", "redis", "uvicorn", "asyncio"],
+    "core": ["ssehub.brokers", "ssehub.asgi", "ssehub.relay", "ssehub.client", "starlette",
+             "httpx", "redis", "uvicorn"],
+    "brokers": ["ssehub.asgi", "ssehub.relay", "ssehub.client", "starlette", "httpx", "uvicorn"],
+    "relay": ["ssehub.asgi", "ssehub.server", "ssehub.cli", "uvicorn"],
+    "asgi": ["uvicorn", "ssehub.server", "ssehub.cli"],
+    "errors.py": ["ssehub.", "starlette", "httpx"],
+    "config.py": ["ssehub.core", "ssehub.asgi", "starlette", "httpx"],
+    "client.py": ["ssehub.core", "ssehub.asgi", "ssehub.relay", "starlette", "redis"],
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                names = [f"{mod}.{a.name}" for a in node.names]
+                found.add(mod)
+                found.update(names)
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def files_of(layer: str) -> list[Path]:
+    target = SRC / layer
+    return [target] if target.is_file() else sorted(target.rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports_only_downwards(layer: str) -> None:
+    files = files_of(layer)
+    if (SRC / layer).exists():
+        assert files, f"no modules found for layer {layer}"
+    for path in files:
+        for mod in imported_modules(path):
+            for bad in FORBIDDEN[layer]:
+                hit = mod == bad.rstrip(".") or mod.startswith(bad if bad.endswith(".") else bad + ".")
+                if layer == "errors.py" and mod.startswith("ssehub.errors"):
+                    hit = False
+                assert not hit, f"{path.relative_to(SRC)} imports {mod} (forbidden in {layer})"
+
+
+def test_wire_imports_only_the_standard_library_and_errors() -> None:
+    for path in files_of("wire"):
+        for mod in imported_modules(path):
+            if mod.startswith("ssehub"):
+                assert mod.startswith(("ssehub.wire", "ssehub.errors")), (path, mod)
+
+
+def test_no_module_is_far_over_400_lines() -> None:
+    for path in SRC.rglob("*.py"):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert lines <= 450, f"{path.relative_to(SRC)} has {lines} lines: split it"

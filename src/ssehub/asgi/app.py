@@ -13,14 +13,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
 
 from ..config import Settings
 from ..core import Hub
 from ..errors import SSEHubError
-from .hub_routes import hub_routes
+from .hub_routes import Subscribe, hub_routes
 from .state import HubState
 
-__all__ = ["create_app"]
+__all__ = ["HubApp", "create_app"]
+
+_SUBSCRIBE = Subscribe()
 
 
 async def _sse_hub_error(request: Request, exc: Exception) -> Response:
@@ -45,6 +48,33 @@ def _optional_routes(settings: Settings) -> tuple[list[BaseRoute], Any]:
 
         routes += page_routes()
     return routes, relay
+
+
+class HubApp(Starlette):
+    """Starlette, plus a direct path to GET /subscribe when no middleware is configured.
+
+    A stream lives for hours: every coroutine frame between the server and the writer loop
+    stays in memory for as long as the connection does. Skipping the middleware stack for
+    the one long-lived route keeps an idle subscriber at a few KiB; every other route, and
+    every request when CORS is on, takes the ordinary path.
+    """
+
+    subscribe_fast_path = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.subscribe_fast_path and scope["type"] == "http" and scope["method"] == "GET":
+            path, root = scope["path"], scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path == "/subscribe":
+                scope["app"] = self
+                try:
+                    await _SUBSCRIBE(scope, receive, send)
+                except SSEHubError as exc:
+                    response = JSONResponse({"error": exc.message}, status_code=exc.status)
+                    await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> Starlette:
@@ -77,12 +107,13 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
             allow_headers=["Content-Type", "Authorization", "Last-Event-ID"],
             max_age=600,
         ))
-    app = Starlette(
+    app = HubApp(
         routes=hub_routes() + extra,
         middleware=middleware,
         exception_handlers={SSEHubError: _sse_hub_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
+    app.subscribe_fast_path = not middleware
     app.state.ssehub = state
     app.state.hub = hub
     app.state.settings = settings

@@ -37,18 +37,11 @@ class Subscribe:
         if state.per_client.get(addr, 0) >= settings.max_subscriptions_per_client:
             raise RateLimited("too many open subscriptions from this address")
         sub = state.hub.subscribe(topics, last_event_id=resume)
-        state.connections += 1
-        state.per_client[addr] = state.per_client.get(addr, 0) + 1
-
-        def closed() -> None:
-            state.connections -= 1
-            left = state.per_client[addr] - 1
-            if left:
-                state.per_client[addr] = left
-            else:
-                del state.per_client[addr]
-
-        await stream_subscription(sub, receive, send, settings, on_close=closed)
+        state.opened(addr)
+        try:
+            await stream_subscription(sub, receive, send, settings)
+        finally:
+            state.closed(addr)
 
 
 async def publish(request: Request) -> Response:

@@ -26,6 +26,18 @@ class HubState:
         self._started = False
         self._lock = asyncio.Lock()
 
+    def opened(self, addr: str) -> None:
+        self.connections += 1
+        self.per_client[addr] = self.per_client.get(addr, 0) + 1
+
+    def closed(self, addr: str) -> None:
+        self.connections -= 1
+        left = self.per_client[addr] - 1
+        if left:
+            self.per_client[addr] = left
+        else:
+            del self.per_client[addr]
+
     async def ensure_started(self) -> None:
         if self._started:
             return

@@ -1,15 +1,19 @@
-"""The SSE response driver: one writer loop per connection plus one disconnect listener.
+"""The SSE response driver: one writer loop per connection and a disconnect watch.
 
 Under uvicorn a write to a vanished client is silently dropped, so a quiet stream would
 never notice its peer is gone; only ``receive()`` returning ``http.disconnect`` tells. The
-listener cancels the writer when that happens; the writer owns every ``send``.
+watch drives ``receive()`` from future callbacks instead of a task of its own — an idle
+subscriber then costs one task, not two — and cancels the writer when the client leaves.
+The writer owns every ``send``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine
+from typing import Any
 
 from starlette.types import Message, Receive, Send
 
@@ -17,7 +21,9 @@ from ..config import Settings
 from ..core import Subscription, SubscriptionClosed
 from ..wire import encode_comment, encode_retry
 
-__all__ = ["SSE_HEADERS", "stream_subscription"]
+__all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription"]
+
+log = logging.getLogger("ssehub")
 
 SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -27,39 +33,82 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 HEARTBEAT = encode_comment()
 
 
-async def _listen(receive: Receive, writer: asyncio.Task[object], gone: list[bool]) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            gone.append(True)
-            writer.cancel()
+class DisconnectWatch:
+    """Calls ``receive()`` until it returns ``http.disconnect``, then cancels ``writer``.
+
+    It steps the receive coroutine itself, as a Task would: each future it yields gets a
+    done-callback that steps it again. No Task, no extra coroutine frame.
+    """
+
+    __slots__ = ("_closed", "_coro", "_receive", "_writer", "gone")
+
+    def __init__(self, receive: Receive, writer: asyncio.Task[Any]) -> None:
+        self._receive = receive
+        self._writer = writer
+        self._coro: Coroutine[Any, Any, Message] | None = None
+        self.gone = False
+        self._closed = False
+        self._step(None)
+
+    def _step(self, _: object) -> None:
+        while not self._closed:
+            coro = self._coro
+            if coro is None:
+                coro = self._coro = self._receive()  # type: ignore[assignment]
+                assert coro is not None
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                self._coro = None
+                if stop.value.get("type") == "http.disconnect":
+                    self.gone = True
+                    self._writer.cancel()
+                    return
+                continue  # a request-body message: read on
+            except BaseException:  # the server tore the connection down: stop watching
+                self._coro = None
+                return
+            if yielded is None:  # a bare yield (sleep(0)): step again soon
+                asyncio.get_running_loop().call_soon(self._step, None)
+            elif hasattr(yielded, "add_done_callback"):
+                yielded._asyncio_future_blocking = False
+                yielded.add_done_callback(self._step)
+            else:  # pragma: no cover - not an asyncio server
+                log.warning("cannot watch for disconnects: receive() yielded %r", yielded)
+                self.close()
             return
+
+    def close(self) -> None:
+        self._closed = True
+        coro, self._coro = self._coro, None
+        if coro is not None:
+            coro.close()
 
 
 async def stream_subscription(
-    sub: Subscription,
-    receive: Receive,
-    send: Send,
-    settings: Settings,
-    *,
-    first: bytes = b"",
-    on_close: Callable[[], Awaitable[None] | None] | None = None,
+    sub: Subscription, receive: Receive, send: Send, settings: Settings, *, first: bytes = b""
 ) -> None:
     """Stream ``sub`` until the client leaves, the hub closes or the consumer is cut off."""
-    writer = asyncio.current_task()
-    assert writer is not None
-    gone: list[bool] = []
-    listener = asyncio.get_running_loop().create_task(_listen(receive, writer, gone))
+    task = asyncio.current_task()
+    assert task is not None
+    watch = DisconnectWatch(receive, task)
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        body: Message = {"type": "http.response.body", "body": encode_retry(settings.retry) + first,
-                         "more_body": True}
-        await send(body)
+        await send({"type": "http.response.body", "body": encode_retry(settings.retry) + first,
+                    "more_body": True})
         while True:
             try:
-                chunk = await sub.next_chunk()
+                chunk = sub.poll()
             except SubscriptionClosed:
                 break
+            if chunk is None:
+                try:
+                    await sub.ready()
+                except asyncio.CancelledError:
+                    if watch.gone or task.cancelling():
+                        raise
+                    # a sibling's cancellation cancelled the shared future: a wake-up
+                continue
             await send({"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": True})
         # Hub shutting down (or slow consumer cut off): tell the client when to come back,
         # with jitter so thousands of clients do not reconnect in the same millisecond.
@@ -67,16 +116,11 @@ async def stream_subscription(
         hint = encode_retry(base + random.randint(0, base))
         await send({"type": "http.response.body", "body": hint, "more_body": False})
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if not gone or task is None:
+        if not watch.gone:
             raise
         task.uncancel()
     except OSError:
         pass  # the peer went away mid-write
     finally:
-        listener.cancel()
+        watch.close()
         sub.close()
-        if on_close is not None:
-            result = on_close()
-            if result is not None:
-                await result

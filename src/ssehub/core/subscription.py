@@ -55,7 +55,7 @@ class Subscription:
         self._cursors = self._start(last_event_id)
         self._closed = False
         self._tick = hub.tick_count
-        self._buffer: deque[Event] = deque()
+        self._buffer: deque[Event] | None = None  # library iteration only; made on first use
         for topic in topics:
             hub._presence(topic, +1)
 
@@ -154,40 +154,48 @@ class Subscription:
         return out
 
     # -- waiting --------------------------------------------------------------------
-    async def _wait(self) -> None:
+    def ready(self) -> asyncio.Future[None]:
+        """A future that completes when something may be new (a publish, a tick, hub close).
+
+        For a one-topic subscription this is the topic's *shared* future: when a task awaiting
+        it is cancelled, asyncio cancels it for every awaiter. Await it through ``wait()``, or
+        treat a CancelledError while your own task is not being cancelled as a wake-up.
+        """
         loop = asyncio.get_running_loop()
         if self._single:
             topic = self._topics[0]
             waiter = topic.waiter
             if waiter is None or waiter.done():
                 waiter = topic.waiter = loop.create_future()
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                # The waiter is shared: when another subscriber's task is cancelled while
-                # awaiting it, asyncio cancels it for everyone. Only re-raise our own.
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
-                    raise
-            return
+            return waiter
         mine: asyncio.Future[None] = loop.create_future()
+        waiters = []
 
         def wake(_: object) -> None:
             if not mine.done():
                 mine.set_result(None)
 
-        waiters = []
+        def detach(_: object) -> None:
+            for waiter in waiters:
+                waiter.remove_done_callback(wake)
+
         for topic in self._topics:
             waiter = topic.waiter
             if waiter is None or waiter.done():
                 waiter = topic.waiter = loop.create_future()
             waiter.add_done_callback(wake)
             waiters.append(waiter)
+        mine.add_done_callback(detach)
+        return mine
+
+    async def wait(self) -> None:
+        """Wait until ``ready()``; a sibling's cancellation is a spurious wake-up, not ours."""
         try:
-            await mine
-        finally:
-            for waiter in waiters:
-                waiter.remove_done_callback(wake)
+            await self.ready()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
 
     def _check_open(self) -> None:
         if self._closed:
@@ -196,29 +204,39 @@ class Subscription:
             self.close()
             raise SubscriptionClosed("the hub is shutting down")
 
-    async def next_chunk(self) -> bytes:
-        """Encoded frames of everything new; ``b""`` on a heartbeat tick with nothing new.
+    def poll(self) -> bytes | None:
+        """Without waiting: encoded frames of everything new; ``b""`` when a heartbeat is due
+        and nothing is new; None when there is nothing to send (then wait for ``ready()``).
 
         Raises SubscriptionClosed when the hub or this subscription closes, and SlowConsumer
         (a SubscriptionClosed) when the policy is 'disconnect' and the subscriber fell behind.
         """
+        if self._closed:
+            raise SubscriptionClosed("subscription closed")
+        out = self._take(True)
+        if out:  # even when the hub is closing: what it accepted is delivered first
+            return out[0] if len(out) == 1 else b"".join(out)
+        self._check_open()
+        if self._tick != self._hub.tick_count:
+            self._tick = self._hub.tick_count
+            return b""
+        return None
+
+    async def next_chunk(self) -> bytes:
+        """``poll()``, waiting while there is nothing: frames, or ``b""`` for a heartbeat."""
         while True:
-            if self._closed:
-                raise SubscriptionClosed("subscription closed")
-            out = self._take(True)
-            if out:  # even when the hub is closing: what it accepted is delivered first
-                return out[0] if len(out) == 1 else b"".join(out)
-            self._check_open()
-            if self._tick != self._hub.tick_count:
-                self._tick = self._hub.tick_count
-                return b""
-            await self._wait()
+            chunk = self.poll()
+            if chunk is not None:
+                return chunk
+            await self.wait()
 
     # -- library API ----------------------------------------------------------------
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Event:
+        if self._buffer is None:
+            self._buffer = deque()
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
@@ -228,7 +246,7 @@ class Subscription:
                     self._check_open()
                 except SubscriptionClosed:
                     raise StopAsyncIteration from None
-                await self._wait()
+                await self.wait()
         return self._buffer.popleft()
 
     async def __aenter__(self) -> Subscription:

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message
 
 
 class Stream:
-    def __init__(self, app: ASGIApp, path: str, query: list[tuple[str, str]] | None = None,
+    def __init__(self, app: ASGIApp, path: str, query: list[tuple[str, str]] | None = None, *,
                  headers: dict[str, str] | None = None, method: str = "GET", body: bytes = b"") -> None:
         self.scope: dict[str, Any] = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,

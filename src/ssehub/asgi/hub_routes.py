@@ -44,17 +44,28 @@ class Subscribe:
             state.closed(addr)
 
 
-async def publish(request: Request) -> Response:
-    state = state_of(request.scope)
-    await state.ensure_started()
-    body = await read_body(request.receive, request.headers, state.settings.max_event_bytes)
-    pubs, batch = parse_publications(body, request.headers, request.query_params)
-    hub = state.hub
-    # Validate every publication before publishing any: a bad batch publishes nothing.
-    for p in pubs:
-        hub.validate(p.topics, p.data, event=p.event, retry=p.retry)
-    ids = [await hub.publish(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
-    return JSONResponse({"ids": ids} if batch else {"id": ids[0]})
+class Publish:
+    """POST /publish → 200 {"id": …} (or {"ids": […]} for a JSON array). Raw ASGI: it is the
+    publisher's hot path, so no Request/Response objects."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: HubState = state_of(scope)
+        await state.ensure_started()
+        headers = Headers(scope=scope)
+        body = await read_body(receive, headers, state.settings.max_event_bytes)
+        pubs, batch = parse_publications(body, headers, QueryParams(scope["query_string"]))
+        hub = state.hub
+        # Validate every publication before publishing any: a bad batch publishes nothing.
+        for p in pubs:
+            hub.validate(p.topics, p.data, event=p.event, retry=p.retry)
+        ids = [await hub.publish(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
+        if batch:
+            answer = ('{"ids":[' + ",".join(f'"{i}"' for i in ids) + "]}").encode()
+        else:
+            answer = b'{"id":"' + ids[0].encode() + b'"}'
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
 
 
 async def topics(request: Request) -> Response:
@@ -74,7 +85,7 @@ async def healthz(request: Request) -> Response:
 def hub_routes() -> list[BaseRoute]:
     return [
         Route("/subscribe", Subscribe(), methods=["GET"]),
-        Route("/publish", publish, methods=["POST"]),
+        Route("/publish", Publish(), methods=["POST"]),
         Route("/topics", topics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]

@@ -13,7 +13,10 @@ from .bodies import parse_publications, read_body
 from .state import HubState, state_of
 from .streaming import stream_subscription
 
-__all__ = ["hub_routes"]
+__all__ = ["PRIVATE_PREFIX", "hub_routes"]
+
+#: topics under this prefix are LLM generations: never listed by GET /topics
+PRIVATE_PREFIX = "chat/"
 
 
 class Subscribe:
@@ -71,7 +74,15 @@ class Publish:
 async def topics(request: Request) -> Response:
     state = state_of(request.scope)
     await state.ensure_started()
-    return JSONResponse({"topics": state.hub.topics()})
+    # Generation topics are readable (and stoppable) by whoever knows their unguessable
+    # name: listing them would hand that out. Only their number is shown.
+    listed, private = [], 0
+    for info in state.hub.topics():
+        if str(info["topic"]).startswith(PRIVATE_PREFIX):
+            private += 1
+        else:
+            listed.append(info)
+    return JSONResponse({"topics": listed, "generations": private})
 
 
 async def healthz(request: Request) -> Response:

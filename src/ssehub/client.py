@@ -62,6 +62,8 @@ async def publish(
     http = client or httpx.AsyncClient(timeout=30.0)
     try:
         response = await http.post(url.rstrip("/") + "/publish", json=body, headers=headers)
+    except httpx.TransportError as exc:
+        raise Unavailable(f"cannot reach {url}: {exc or type(exc).__name__}") from None
     finally:
         if own:
             await http.aclose()

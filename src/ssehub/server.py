@@ -8,6 +8,7 @@ its jittered ``retry:`` hint and ends, then uvicorn's own shutdown finds nothing
 from __future__ import annotations
 
 import importlib.util
+import logging
 import socket
 from typing import Any
 
@@ -18,6 +19,15 @@ from .asgi.state import HubState
 from .config import Settings
 
 __all__ = ["Server", "build_server", "run"]
+
+
+class _QuietAbort(logging.Filter):
+    """ssehub ends the stream of a client that stopped reading (slow-consumer policy
+    ``disconnect``, or shutdown) by returning without completing the response, which makes
+    uvicorn close the connection; it logs its own line for that, so uvicorn's is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing response."
 
 
 class Server(uvicorn.Server):
@@ -45,7 +55,9 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     if importlib.util.find_spec("httptools") is not None:
         options["http"] = "httptools"
     options.update(uvicorn_options)
-    return Server(uvicorn.Config(app, **options), app.state.ssehub)
+    config = uvicorn.Config(app, **options)  # configures logging
+    logging.getLogger("uvicorn.error").addFilter(_QuietAbort())
+    return Server(config, app.state.ssehub)
 
 
 def run(settings: Settings) -> None:

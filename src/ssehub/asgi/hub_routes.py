@@ -59,9 +59,8 @@ class Publish:
         pubs, batch = parse_publications(body, headers, QueryParams(scope["query_string"]))
         hub = state.hub
         # Validate every publication before publishing any: a bad batch publishes nothing.
-        for p in pubs:
-            hub.validate(p.topics, p.data, event=p.event, retry=p.retry)
-        ids = [await hub.publish(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
+        prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
+        ids = [await hub.commit(p) for p in prepared]
         if batch:
             answer = ('{"ids":[' + ",".join(f'"{i}"' for i in ids) + "]}").encode()
         else:

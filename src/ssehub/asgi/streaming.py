@@ -85,13 +85,71 @@ class DisconnectWatch:
             coro.close()
 
 
+SHUTDOWN_GRACE = 0.5  # seconds a stream may take to flush once the hub is closing
+
+
+class _StallGuard:
+    """Cuts a stream whose client stopped reading, while its writer is blocked in ``send``.
+
+    uvicorn's ``send`` waits for the client to drain the socket; a client that never reads
+    keeps the writer there forever, so the checks in ``poll()`` would never run. While a
+    send is pending the guard follows the topic wake-ups and cancels the writer once the
+    subscriber has fallen behind the retained history (policy ``disconnect``) or once the
+    hub is closing and the grace period has passed.
+    """
+
+    __slots__ = ("cut", "deadline", "disconnect_policy", "pending", "sub", "task")
+
+    def __init__(self, sub: Subscription, task: asyncio.Task[Any], disconnect_policy: bool) -> None:
+        self.sub = sub
+        self.task = task
+        self.disconnect_policy = disconnect_policy
+        self.pending = False
+        self.cut = False
+        self.deadline: asyncio.TimerHandle | None = None
+
+    async def send(self, send: Send, message: Message, closing: bool) -> None:
+        self.pending = True
+        if closing and self.deadline is None:
+            self.deadline = asyncio.get_running_loop().call_later(SHUTDOWN_GRACE, self._cut)
+        if self.disconnect_policy and not closing:
+            self.sub.ready().add_done_callback(self._check)
+        try:
+            await send(message)
+        finally:
+            self.pending = False
+
+    def _check(self, _: object) -> None:
+        if not self.pending:
+            return
+        if self.sub.fell_behind():
+            self._cut()
+        elif not self.sub.closed:
+            self.sub.ready().add_done_callback(self._check)
+
+    def _cut(self) -> None:
+        if self.pending and not self.cut:
+            self.cut = True
+            self.task.cancel()
+
+    def close(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+
+
 async def stream_subscription(
     sub: Subscription, receive: Receive, send: Send, settings: Settings, *, first: bytes = b""
 ) -> None:
-    """Stream ``sub`` until the client leaves, the hub closes or the consumer is cut off."""
+    """Stream ``sub`` until the client leaves, the hub closes or the consumer is cut off.
+
+    A stream cut off because its client stopped reading returns without completing the
+    response: the server then closes the connection.
+    """
     task = asyncio.current_task()
     assert task is not None
     watch = DisconnectWatch(receive, task)
+    guard = _StallGuard(sub, task, settings.slow_consumer == "disconnect")
+    hub = sub.hub
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": encode_retry(settings.retry) + first,
@@ -109,18 +167,22 @@ async def stream_subscription(
                         raise
                     # a sibling's cancellation cancelled the shared future: a wake-up
                 continue
-            await send({"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": True})
+            message = {"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": True}
+            await guard.send(send, message, hub.closed)
         # Hub shutting down (or slow consumer cut off): tell the client when to come back,
         # with jitter so thousands of clients do not reconnect in the same millisecond.
         base = settings.shutdown_retry
         hint = encode_retry(base + random.randint(0, base))
-        await send({"type": "http.response.body", "body": hint, "more_body": False})
+        await guard.send(send, {"type": "http.response.body", "body": hint, "more_body": False}, True)
     except asyncio.CancelledError:
-        if not watch.gone:
+        if not (watch.gone or guard.cut):
             raise
         task.uncancel()
+        if guard.cut:
+            log.info("cut off a stream whose client stopped reading (%s)", ",".join(sub.topics))
     except OSError:
         pass  # the peer went away mid-write
     finally:
+        guard.close()
         watch.close()
         sub.close()

@@ -12,19 +12,28 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from ..config import Settings
 from ..errors import HubClosed, InvalidField
-from ..wire import Event, check_field, encode
+from ..wire import Event, encode
 from .broker import Broker, MemoryBroker
 from .log import TopicLog
 from .positions import format_id
 from .subscription import Subscription
 from .topics import check_topics
 
-__all__ = ["Hub", "Topic"]
+__all__ = ["Hub", "Prepared", "Topic"]
 
 PresenceListener = Callable[[str, int], None]
+
+
+class Prepared(NamedTuple):
+    """A validated publication, encoded but for its id line."""
+
+    topics: tuple[str, ...]
+    event: Event
+    body: bytes
 
 
 class Topic:
@@ -112,6 +121,45 @@ class Hub:
             topic.wake()
 
     # -- publish --------------------------------------------------------------------
+    def prepare(
+        self, topics: object, data: object, *, event: object = None, retry: object = None
+    ) -> Prepared:
+        """Validate and encode a publication without publishing it (no id is spent).
+
+        Raises the BadRequest a publish of these values would raise, so a batch can be
+        checked whole before any of it is published.
+        """
+        names = check_topics(topics)  # type: ignore[arg-type]
+        if event is not None and not isinstance(event, str):
+            raise InvalidField("event must be a string")
+        value = Event(data, event, None, retry)  # type: ignore[arg-type]  # checks every field
+        try:
+            body = encode(value)
+        except UnicodeEncodeError:
+            raise InvalidField("data and event must be valid Unicode (no lone surrogates)") from None
+        return Prepared(names, value, body)
+
+    async def commit(self, prepared: Prepared) -> str:
+        """Publish a prepared event to its topics; return its id. One event, one id."""
+        if self.closed:
+            raise HubClosed("the hub is shutting down")
+        if not self._opened:
+            await self.start()
+        names, value, body = prepared
+        seq = await self.broker.append(names, value.data, value.event, value.retry)
+        self.last_seq = seq
+        ident = format_id(self.epoch, seq)
+        stored = Event(value.data, value.event, ident, value.retry)
+        frame = b"id: " + ident.encode() + b"\n" + body  # == encode(stored): the id line is first
+        now = self.clock()
+        for name in names:
+            topic = self._topics.get(name) or self._create(name, names)
+            topic.log.append(seq, frame, stored)
+            topic.last_used = now
+            if topic.waiter is not None:
+                topic.wake()
+        return ident
+
     async def publish(
         self,
         topics: str | Sequence[str],
@@ -120,37 +168,8 @@ class Hub:
         event: str | None = None,
         retry: int | None = None,
     ) -> str:
-        """Append one event to every topic named; return its id. One event, one id."""
-        if self.closed:
-            raise HubClosed("the hub is shutting down")
-        if not self._opened:
-            await self.start()
-        names = self.validate(topics, data, event=event, retry=retry)
-        seq = await self.broker.append(names, data, event, retry)
-        self.last_seq = seq
-        ident = format_id(self.epoch, seq)
-        stored = Event(data, event, ident, retry)
-        frame = encode(stored)
-        now = self.clock()
-        for name in names:
-            topic = self._topics.get(name) or self._create(name)
-            topic.log.append(seq, frame, stored)
-            topic.last_used = now
-            if topic.waiter is not None:
-                topic.wake()
-        return ident
-
-    def validate(
-        self, topics: object, data: object, *, event: object = None, retry: object = None
-    ) -> tuple[str, ...]:
-        """Raise the BadRequest a publish of these values would raise; return the topic names."""
-        names = check_topics(topics)  # type: ignore[arg-type]
-        if event is not None:
-            if not isinstance(event, str):
-                raise InvalidField("event must be a string")
-            check_field("event", event)
-        Event(data, event, None, retry)  # type: ignore[arg-type]  # checks data and retry
-        return names
+        """Append one event to every topic named; return its id."""
+        return await self.commit(self.prepare(topics, data, event=event, retry=retry))
 
     # -- subscribe ------------------------------------------------------------------
     def subscribe(self, topics: str | Sequence[str], *, last_event_id: str | None = None) -> Subscription:
@@ -158,25 +177,27 @@ class Hub:
         if self.closed:
             raise HubClosed("the hub is shutting down")
         names = check_topics(topics, self.settings.max_topics_per_subscription)
-        return Subscription(self, [self.topic(n) for n in names], last_event_id)
+        return Subscription(self, [self.topic(n, names) for n in names], last_event_id)
 
-    def topic(self, name: str) -> Topic:
-        """The topic of that name, created empty if needed."""
-        return self._topics.get(name) or self._create(name)
+    def topic(self, name: str, protect: Sequence[str] = ()) -> Topic:
+        """The topic of that name, created empty if needed (never forgetting ``protect``)."""
+        return self._topics.get(name) or self._create(name, protect)
 
-    def _create(self, name: str) -> Topic:
+    def _create(self, name: str, protect: Sequence[str]) -> Topic:
         s = self.settings
         if len(self._topics) >= s.max_topics:
-            self._forget_idle()
+            self._forget_idle(protect)
         topic = Topic(name, TopicLog(s.history_size, s.history_bytes, self.forgotten_seq), self.clock())
         self._topics[name] = topic
         return topic
 
-    def _forget_idle(self) -> None:
-        """Drop the least recently used topics nobody subscribes to (10% at a time)."""
+    def _forget_idle(self, protect: Sequence[str]) -> None:
+        """Drop the least recently used topics nobody subscribes to (10% at a time), never
+        one named in ``protect`` (the topics of the publish or subscription in progress)."""
         goal = max(1, len(self._topics) // 10)
         victims = sorted(
-            (t for t in self._topics.values() if t.subscribers == 0 and t.waiter is None),
+            (t for t in self._topics.values()
+             if t.subscribers == 0 and t.waiter is None and t.name not in protect),
             key=lambda t: t.last_used,
         )[:goal]
         for topic in victims:

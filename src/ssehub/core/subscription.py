@@ -86,6 +86,10 @@ class Subscription:
         return cursors
 
     # -- taking what is new ---------------------------------------------------------
+    def fell_behind(self) -> bool:
+        """True when a cursor is below its log's oldest entry (events it needs were evicted)."""
+        return any(c < t.log.first for c, t in zip(self._cursors, self._topics, strict=True))
+
     def _behind(self, i: int) -> int:
         """Cursor i fell below its log's oldest entry: gap (or disconnect), return the new cursor."""
         topic = self._topics[i]
@@ -254,6 +258,10 @@ class Subscription:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def hub(self) -> Hub:
+        return self._hub
 
     @property
     def topics(self) -> tuple[str, ...]:

@@ -10,7 +10,9 @@ from ..errors import InvalidTopic
 __all__ = ["MAX_TOPIC_LENGTH", "check_topic", "check_topics"]
 
 MAX_TOPIC_LENGTH = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and lone surrogates (not encodable as UTF-8: they would break every
+# response that names the topic)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def check_topic(name: object) -> str:
@@ -19,7 +21,7 @@ def check_topic(name: object) -> str:
     if not 1 <= len(name) <= MAX_TOPIC_LENGTH:
         raise InvalidTopic(f"topic must be 1 to {MAX_TOPIC_LENGTH} characters")
     if _CONTROL.search(name):
-        raise InvalidTopic("topic must not contain control characters")
+        raise InvalidTopic("topic must not contain control characters or lone surrogates")
     return name
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from .cli_llm import register as register_llm_commands
 from .config import ConfigError, Settings, load_settings
 from .errors import SSEHubError
 
@@ -100,10 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs.add_argument("--url", default=DEFAULT_URL, help=f"hub URL (default {DEFAULT_URL})")
     subs.set_defaults(func=_cmd_subscribe)
 
-    with contextlib.suppress(ImportError):
-        from .cli_llm import register
-
-        register(sub)
+    register_llm_commands(sub)
     return parser
 
 

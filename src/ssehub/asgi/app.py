@@ -12,13 +12,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from ..config import Settings
 from ..core import Hub
 from ..errors import SSEHubError
+from ..relay import Relay
+from .chat import chat_routes
 from .hub_routes import Publish, Subscribe, hub_routes
+from .pages import page_routes
 from .state import HubState
 
 __all__ = ["HubApp", "create_app"]
@@ -35,20 +37,6 @@ async def _sse_hub_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-def _optional_routes(settings: Settings) -> tuple[list[BaseRoute], Any]:
-    routes: list[BaseRoute] = []
-    relay = None
-    with contextlib.suppress(ImportError):
-        from .chat import chat_routes
-
-        routes += chat_routes(settings)
-    with contextlib.suppress(ImportError):
-        from .pages import page_routes
-
-        routes += page_routes()
-    return routes, relay
 
 
 class HubApp(Starlette):
@@ -83,13 +71,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
     """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
     settings = settings or Settings()
     hub = hub or Hub(settings=settings)
-    relay: Any = None
-    with contextlib.suppress(ImportError):
-        from ..relay import Relay
-
-        relay = Relay(hub, settings)
+    relay = Relay(hub, settings)
     state = HubState(settings, hub, relay)
-    extra, _ = _optional_routes(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -110,7 +93,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
             max_age=600,
         ))
     app = HubApp(
-        routes=hub_routes() + extra,
+        routes=hub_routes() + chat_routes(settings) + page_routes(),
         middleware=middleware,
         exception_handlers={SSEHubError: _sse_hub_error, HTTPException: _http_error},
         lifespan=lifespan,

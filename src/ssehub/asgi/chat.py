@@ -25,7 +25,7 @@ from ..core import Subscription, SubscriptionClosed
 from ..errors import CapacityExceeded, MalformedBody, RateLimited, Unavailable
 from ..relay import ChatRequest, Relay, parse_chat_request
 from ..relay.generation import TERMINAL
-from ..wire import Event, Parser, encode, encode_retry
+from ..wire import encode_retry
 from .bodies import read_body
 from .state import HubState, state_of
 from .streaming import HEARTBEAT, SSE_HEADERS
@@ -102,6 +102,7 @@ class ChatStream:
             if not after or status is None or status == ("finished", after):
                 await Response(status_code=204)(scope, receive, send)
                 return
+            self._check_connections(state, scope)
             sub = state.hub.subscribe(f"chat/{gid}", last_event_id=after)
         else:
             prompt = query.get("prompt", "")
@@ -134,6 +135,28 @@ class ChatStream:
             raise RateLimited("too many open subscriptions from this address")
 
 
+_TERMINALS = tuple(f"\nevent: {name}\n".encode() for name in TERMINAL)
+
+
+def relabel(chunk: bytes, prefix: bytes) -> tuple[bytes, bool]:
+    """Prefix every ``id:`` with ``<G>/``; cut after a terminal event (then True).
+
+    Works on the hub's encoded frames without parsing them: ``wire.encode`` writes one field
+    per line, every line starting with its field name (a value's line breaks become more
+    ``data:`` lines), so a line starting with ``id: `` is an id field and nothing else.
+    """
+    data = (b"\n" + chunk).replace(b"\nid: ", b"\nid: " + prefix)
+    cut = -1
+    for marker in _TERMINALS:
+        at = data.find(marker)
+        if at >= 0 and (cut < 0 or at < cut):
+            cut = at
+    if cut < 0:
+        return data[1:], False
+    end = data.find(b"\n\n", cut + 1)  # the blank line that ends that frame
+    return data[1 : end + 2], True
+
+
 async def _stream(sub: Subscription, gid: str, receive: Receive, send: Send, settings: Settings) -> None:
     """One writer (this task) plus one disconnect listener; ends after the terminal event."""
     writer = asyncio.current_task()
@@ -147,7 +170,7 @@ async def _stream(sub: Subscription, gid: str, receive: Receive, send: Send, set
         writer.cancel()
 
     listener = asyncio.get_running_loop().create_task(listen())
-    parser = Parser()
+    prefix = gid.encode("ascii") + b"/"
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": encode_retry(settings.retry), "more_body": True})
@@ -162,14 +185,8 @@ async def _stream(sub: Subscription, gid: str, receive: Receive, send: Send, set
             if not chunk:
                 await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
                 continue
-            frames: list[bytes] = []
-            for ev in parser.feed(chunk):
-                ident = f"{gid}/{ev.id}" if ev.id and ev.event != "gap" else None
-                frames.append(encode(Event(ev.data, ev.event, ident)))
-                if ev.event in TERMINAL:
-                    ended = True
-                    break
-            await send({"type": "http.response.body", "body": b"".join(frames), "more_body": not ended})
+            body, ended = relabel(chunk, prefix)
+            await send({"type": "http.response.body", "body": body, "more_body": not ended})
     except asyncio.CancelledError:
         if not gone.is_set():
             raise

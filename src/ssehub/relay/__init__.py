@@ -1,0 +1,35 @@
+"""LLM relay: OpenAI-compatible streaming upstreams → generation topics ``chat/<G>``.
+
+- ``providers``: which endpoints, models and keys exist (Settings, TOML ``[[providers]]``);
+- ``upstream``: the shared httpx client; bytes → ``wire.Parser`` → ``mapping`` (pure);
+- ``generation`` / ``manager``: one task per generation publishing into the hub; stop,
+  grace after the last reader leaves, limits, shutdown;
+- ``simulator``: the built-in demo provider and test/bench upstream (a Starlette app; import
+  ``ssehub.relay.simulator`` explicitly).
+"""
+
+from __future__ import annotations
+
+from .generation import Generation
+from .manager import RateLimiter, Relay
+from .mapping import ChunkMapper, Out, ThinkSplitter, error_from_response
+from .providers import DEMO_MODEL, DEMO_PROVIDER, Provider, Providers
+from .request import ChatRequest, parse_chat_request
+from .upstream import Upstream
+
+__all__ = [
+    "DEMO_MODEL",
+    "DEMO_PROVIDER",
+    "ChatRequest",
+    "ChunkMapper",
+    "Generation",
+    "Out",
+    "Provider",
+    "Providers",
+    "RateLimiter",
+    "Relay",
+    "ThinkSplitter",
+    "Upstream",
+    "error_from_response",
+    "parse_chat_request",
+]

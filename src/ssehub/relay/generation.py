@@ -1,0 +1,182 @@
+"""One generation: a task that calls the upstream and publishes into hub topic ``chat/<G>``.
+
+Order in the topic: ``start``; ``reasoning``/``content``…; ``usage`` if any; exactly one
+terminal ``done`` or ``error``. Cancelling the task (stop, grace expiry, shutdown) leaves the
+upstream ``async with`` — closing the HTTP connection — and then publishes
+``done {"finish_reason": "cancelled"}``, unless a terminal event is already on its way.
+The terminal publish is shielded, so a cancel arriving during it cannot produce a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring
+from typing import Any
+
+from ..errors import SSEHubError
+from .mapping import Out, merge_texts
+from .providers import Provider
+from .request import ChatRequest
+from .upstream import Upstream
+
+__all__ = ["TERMINAL", "Generation", "new_id", "publish_json"]
+
+log = logging.getLogger("ssehub.relay")
+TERMINAL = ("done", "error")
+TEXT = ("reasoning", "content")
+
+
+def new_id() -> str:
+    """32 URL-safe characters: 192 random bits. Knowing it is what lets a client read."""
+    return secrets.token_urlsafe(24)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def to_json(data: dict[str, Any]) -> str:
+    """Compact JSON, not ASCII-escaped; the per-token ``{"text": …}`` takes a fast path."""
+    if len(data) == 1 and type(data.get("text")) is str:
+        return '{"text":' + encode_basestring(data["text"]) + "}"
+    return _ENCODER.encode(data)
+
+
+async def publish_json(hub: Any, topic: str, event: str, data: dict[str, Any]) -> str:
+    ident: str = await hub.publish(topic, to_json(data), event=event)
+    return ident
+
+
+@dataclass(eq=False)
+class Generation:
+    id: str
+    provider: Provider
+    model: str
+    request: ChatRequest
+    client: str = ""
+    started: float = field(default_factory=time.monotonic)
+    state: str = "running"  # running → ending (terminal being published) → finished
+    outcome: str | None = None  # "done" | "error" | "cancelled"
+    finish_reason: str | None = None
+    cancel_reason: str | None = None  # "stop" | "grace" | "shutdown"
+    terminal_id: str | None = None
+    first_token: float | None = None  # seconds from start to the first reasoning/content
+    tokens: int = 0  # reasoning + content deltas received from the upstream
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    grace: asyncio.TimerHandle | None = field(default=None, repr=False)
+    entered: bool = field(default=False, repr=False)  # the task body has begun
+
+    @property
+    def topic(self) -> str:
+        return f"chat/{self.id}"
+
+    @property
+    def short(self) -> str:
+        """For logs: the id is a read capability, so only a prefix is ever written down."""
+        return self.id[:6]
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def cancel(self, reason: str) -> bool:
+        """Ask the task to stop; False when a terminal event is already under way."""
+        if not self.running or self.task is None:
+            return False
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        if self.entered:
+            self.task.cancel()
+        # else: a task cancelled before its first step would never run its body (and never
+        # publish an end); run() sees cancel_reason right after publishing ``start`` instead.
+        return True
+
+    async def run(
+        self,
+        hub: Any,
+        upstream: Upstream,
+        *,
+        base_url: str | None,
+        secrets_: list[str],
+        on_finished: Callable[[Generation], None],
+    ) -> None:
+        """The task body. Never raises; ends with exactly one terminal event published."""
+        self.entered = True
+        try:
+            await publish_json(hub, self.topic, "start",
+                               {"id": self.id, "model": self.model, "provider": self.provider.name})
+            if self.cancel_reason is not None:
+                raise asyncio.CancelledError  # stopped before it began: end like any cancel
+            stream = upstream.stream(self.provider, self.model, self.request.messages,
+                                     self.request.params, base_url=base_url, secrets=secrets_)
+            async with contextlib.aclosing(stream) as batches:
+                async for batch in batches:  # after the terminal event: let it drain (pooling)
+                    if self.running:
+                        await self._relay(hub, batch, on_finished)
+            if self.running:
+                await self._finish(hub, Out("error", {"message": "upstream stream ended unexpectedly",
+                                                      "status": None}), on_finished)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if self.running:
+                self.cancel_reason = self.cancel_reason or "shutdown"
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._finish(hub, Out("done", {"finish_reason": "cancelled"}), on_finished)
+        except SSEHubError as exc:  # the hub refused a publish (closing, broker down)
+            log.warning("generation %s… cannot publish: %s", self.short, exc.message)
+            self._mark(None, "error", on_finished)
+        except Exception:
+            log.exception("generation %s… failed", self.short)
+            if self.running:
+                with contextlib.suppress(Exception):
+                    await self._finish(hub, Out("error", {"message": "internal error in the relay",
+                                                          "status": None}), on_finished)
+        finally:
+            if self.state not in ("finished", "ending"):
+                self._mark(None, "error", on_finished)
+
+    async def _relay(self, hub: Any, batch: list[Out], on_finished: Callable[[Generation], None]) -> None:
+        texts = sum(1 for out in batch if out.event in TEXT)
+        if texts:
+            self.tokens += texts
+            if self.first_token is None:
+                self.first_token = time.monotonic() - self.started
+        for out in merge_texts(batch):
+            if out.event in TERMINAL:
+                await self._finish(hub, out, on_finished)
+                return
+            await publish_json(hub, self.topic, out.event, out.data)
+
+    async def _finish(self, hub: Any, out: Out, on_finished: Callable[[Generation], None]) -> None:
+        self.state = "ending"
+        if out.event == "done":
+            self.finish_reason = out.data.get("finish_reason")
+        outcome = "cancelled" if self.finish_reason == "cancelled" and self.cancel_reason else out.event
+
+        async def publish_terminal() -> None:
+            ident: str | None = None
+            try:
+                ident = await publish_json(hub, self.topic, out.event, out.data)
+            except SSEHubError as exc:
+                log.warning("generation %s… cannot publish its end: %s", self.short, exc.message)
+            finally:
+                self._mark(ident, outcome, on_finished)
+
+        await asyncio.shield(publish_terminal())
+
+    def _mark(self, terminal_id: str | None, outcome: str, on_finished: Callable[[Generation], None]) -> None:
+        if self.state == "finished":
+            return
+        self.state, self.terminal_id, self.outcome = "finished", terminal_id, outcome
+        if self.grace is not None:
+            self.grace.cancel()
+            self.grace = None
+        on_finished(self)

@@ -1,0 +1,229 @@
+"""The Relay: starts, stops and reaps generations; limits; presence-driven grace; shutdown.
+
+``Relay(hub, settings)`` is an async context manager (the app stores it as
+``app.state.relay``). Limits: ``max_generations`` running at once (else CapacityExceeded,
+503) and ``chat_rate_per_minute`` starts per client address (a token bucket; else
+RateLimited, 429).
+
+Grace: a generation whose topic has no local subscriber is cancelled after ``chat_grace``
+seconds — armed when it starts (the client has that long to subscribe after ``POST /chat``)
+and whenever the last reader leaves; disarmed when a reader arrives. Presence is the hub's
+*local* subscriber count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from ..config import Settings
+from ..errors import CapacityExceeded, NotFound, RateLimited
+from .generation import Generation, new_id
+from .providers import Providers
+from .request import ChatRequest
+from .upstream import Upstream
+
+__all__ = ["RateLimiter", "Relay"]
+
+log = logging.getLogger("ssehub.relay")
+FINISHED_MEMORY = 10_000  # recently finished generations remembered (id → terminal event id)
+STOP_WAIT = 5.0
+
+
+class RateLimiter:
+    """Token bucket per key: ``rate`` per minute, bursts up to ``rate``."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+        self.capacity = float(per_minute)
+        self.refill = per_minute / 60.0
+        self.clock = clock
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str) -> bool:
+        if self.capacity <= 0:
+            return True
+        now = self.clock()
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.refill)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > self.max_keys:
+            self._prune(now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        cap, rate = self.capacity, self.refill
+        full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * rate >= cap]
+        for k in full:
+            del self._buckets[k]
+
+
+class Relay:
+    """Generations of one app. ``async with Relay(hub, settings) as relay:``."""
+
+    def __init__(
+        self,
+        hub: Any,
+        settings: Settings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hub = hub
+        self.settings = settings or Settings()
+        self.providers = Providers.from_settings(self.settings, os.environ if environ is None else environ)
+        self.demo_base_url: str | None = None  # where the in-process demo provider listens
+        self._secrets = self.providers.secrets()
+        self._transport = transport
+        self._upstream: Upstream | None = None
+        self._running: dict[str, Generation] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # also those still draining after their end
+        self._finished: OrderedDict[str, str | None] = OrderedDict()
+        self._limiter = RateLimiter(self.settings.chat_rate_per_minute, clock)
+        self._closed = False
+        self.stats = {"started": 0, "done": 0, "error": 0, "cancelled": 0, "tokens": 0,
+                      "ttft_sum": 0.0, "ttft_count": 0}
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def __aenter__(self) -> Relay:
+        if self._upstream is None:
+            self._upstream = Upstream(self.settings, transport=self._transport)
+            self.hub.add_presence_listener(self._on_presence)
+            self._closed = False
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel every running generation (each ends its topic), then close the client."""
+        if self._closed:
+            return
+        self._closed = True
+        for gen in list(self._running.values()):
+            gen.cancel("shutdown")
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=STOP_WAIT)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        if self._upstream is not None:
+            with contextlib.suppress(ValueError):
+                self.hub.remove_presence_listener(self._on_presence)
+            await self._upstream.aclose()
+            self._upstream = None
+
+    # -- generations ----------------------------------------------------------------
+    async def start(
+        self,
+        request: ChatRequest,
+        *,
+        client: str = "",
+        demo_base_url: str | None = None,
+    ) -> Generation:
+        """Start a generation (its ``start`` event may not be published yet when this returns)."""
+        provider, model = self.providers.resolve(request.provider, request.model)
+        if self._closed or self._upstream is None:
+            raise CapacityExceeded("the relay is not running")
+        if len(self._running) >= self.settings.max_generations:
+            raise CapacityExceeded("too many generations running; try again later")
+        if not self._limiter.allow(client):
+            raise RateLimited(f"at most {self.settings.chat_rate_per_minute} chats per minute")
+        base_url = None
+        if provider.demo:
+            base_url = demo_base_url or self.demo_base_url
+            if not base_url:
+                raise CapacityExceeded("the demo provider is not reachable (no listening address known)")
+        gen = Generation(new_id(), provider, model, request, client)
+        self._running[gen.id] = gen
+        self.stats["started"] += 1
+        gen.task = asyncio.get_running_loop().create_task(
+            gen.run(self.hub, self._upstream, base_url=base_url, secrets_=self._secrets,
+                    on_finished=self._finished_cb),
+            name=f"ssehub-generation-{gen.short}",
+        )
+        self._tasks.add(gen.task)
+        gen.task.add_done_callback(self._tasks.discard)
+        if self.hub.subscriber_count(gen.topic) == 0:
+            self._arm(gen)
+        log.info("generation %s… started: provider=%s model=%s", gen.short, provider.name, model)
+        return gen
+
+    async def stop(self, gid: str) -> Generation:
+        """Cancel a running generation; returns once its topic ended. NotFound otherwise."""
+        gen = self._running.get(gid)
+        if gen is None or not gen.cancel("stop"):
+            raise NotFound("no running generation with that id")
+        if gen.task is not None:
+            await asyncio.wait([gen.task], timeout=STOP_WAIT)
+        return gen
+
+    def get(self, gid: str) -> Generation | None:
+        """The running generation with that id, else None."""
+        return self._running.get(gid)
+
+    def status(self, gid: str) -> tuple[str, str | None] | None:
+        """("running", None), ("finished", terminal event id) or None when unknown."""
+        if gid in self._running:
+            return ("running", None)
+        if gid in self._finished:
+            return ("finished", self._finished[gid])
+        return None
+
+    def models(self) -> dict[str, Any]:
+        return self.providers.public()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def _finished_cb(self, gen: Generation) -> None:
+        self._running.pop(gen.id, None)
+        self._finished[gen.id] = gen.terminal_id
+        while len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+        s = self.stats
+        s[gen.outcome or "error"] += 1
+        s["tokens"] += gen.tokens
+        if gen.first_token is not None:
+            s["ttft_sum"] += gen.first_token
+            s["ttft_count"] += 1
+        log.info("generation %s… %s%s: %d tokens in %.2f s", gen.short, gen.outcome,
+                 f" ({gen.cancel_reason})" if gen.outcome == "cancelled" else "",
+                 gen.tokens, time.monotonic() - gen.started)
+
+    # -- presence and grace ---------------------------------------------------------
+    def _on_presence(self, topic: str, count: int) -> None:
+        if not topic.startswith("chat/"):
+            return
+        gen = self._running.get(topic[5:])
+        if gen is None or not gen.running:
+            return
+        if count > 0:
+            if gen.grace is not None:
+                gen.grace.cancel()
+                gen.grace = None
+        elif gen.grace is None:
+            self._arm(gen)
+
+    def _arm(self, gen: Generation) -> None:
+        loop = asyncio.get_running_loop()
+        gen.grace = loop.call_later(self.settings.chat_grace, self._expire, gen)
+
+    def _expire(self, gen: Generation) -> None:
+        gen.grace = None
+        if gen.running and self.hub.subscriber_count(gen.topic) == 0:
+            gen.cancel("grace")

@@ -1,0 +1,192 @@
+"""The upstream call: one shared httpx client; response bytes → wire.Parser → ChunkMapper.
+
+``Upstream.stream()`` is an async generator of *batches* (``list[Out]``: what one network read
+produced, in order) that always ends with exactly one terminal event (``done`` or ``error``)
+unless it is cancelled. Every
+failure becomes an ``error`` event with a message safe to show (no stack trace, no key):
+non-2xx answers (with the upstream's own message), connect and read time-outs, refused
+connections, a body that stops early. Cancelling the consuming task leaves the ``async with``
+and closes the HTTP connection at once (an unfinished HTTP/1.1 response is never pooled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..config import Settings
+from ..errors import EventTooLarge, LineTooLong
+from ..wire import Parser
+from .clients import PER_CLIENT, ClientPool
+from .mapping import ChunkMapper, Out, error_from_response, map_completion
+from .providers import Provider
+
+__all__ = ["Upstream", "scrub"]
+
+MAX_ERROR_BODY = 64 * 1024
+MAX_LINE = 1 << 20  # one upstream SSE line (a chunk is one data line)
+MAX_EVENT = 4 << 20
+DRAIN_SECONDS = 1.0
+_LOOPBACK = ("all://127.0.0.1", "all://localhost", "all://[::1]")
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Remove every secret from a message before anyone sees it."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _scrubbed(out: Out, secrets: Sequence[str]) -> Out:
+    if out.event == "error" and secrets:
+        return Out("error", {**out.data, "message": scrub(out.data["message"], secrets)})
+    return out
+
+
+class Upstream:
+    """The pooled HTTP client(s) shared by every generation. ``async with Upstream(s) as u:``."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.connect_timeout = settings.upstream_connect_timeout
+        self.read_timeout = settings.upstream_read_timeout
+        timeout = httpx.Timeout(
+            connect=self.connect_timeout,
+            read=self.read_timeout,  # the longest silence between two reads
+            write=self.connect_timeout,
+            pool=self.connect_timeout,
+        )
+        limits = httpx.Limits(
+            max_connections=PER_CLIENT + 16 if transport is None else settings.max_generations + 16,
+            max_keepalive_connections=PER_CLIENT,
+            keepalive_expiry=30.0,
+        )
+        # Loopback (the built-in demo) never goes through an environment proxy.
+        mounts: Mapping[str, httpx.AsyncBaseTransport | None] = dict.fromkeys(_LOOPBACK)
+        ssl = httpx.create_ssl_context()  # one for every client: building one costs ~30 ms
+
+        def new_client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                timeout=timeout, limits=limits, transport=transport, mounts=mounts, verify=ssl,
+                follow_redirects=False,
+                # compression makes proxies and servers buffer a stream: ask for none
+                headers={"user-agent": "ssehub", "accept-encoding": "identity"},
+            )
+
+        self._pool = ClientPool(new_client, settings.max_generations, single=transport is not None)
+
+    async def __aenter__(self) -> Upstream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def stream(
+        self,
+        provider: Provider,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any] | None = None,
+        *,
+        base_url: str | None = None,
+        secrets: Sequence[str] = (),
+    ) -> AsyncGenerator[list[Out], None]:
+        """POST ``{base_url}/chat/completions`` with ``stream: true``; yield batches of events."""
+        body = {**provider.params, **(params or {}), "model": model, "messages": list(messages),
+                "stream": True}
+        url = provider.url(base_url)
+        # aclosing: closing this generator while it waits at ``yield`` must close the inner one
+        # (and so the HTTP connection) now, not whenever the inner generator is collected.
+        async with contextlib.aclosing(self._stream(url, provider.request_headers(), body)) as batches:
+            async for batch in batches:
+                yield [_scrubbed(out, secrets) for out in batch] if secrets else batch
+
+    async def _stream(
+        self, url: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> AsyncGenerator[list[Out], None]:
+        mapper = ChunkMapper()
+        host = urlsplit(url).hostname or "upstream"
+        slot, client = self._pool.acquire()
+        try:
+            async with client.stream("POST", url, json=body, headers=headers) as resp:
+                if resp.status_code >= 300:
+                    raw = await _read_limited(resp, MAX_ERROR_BODY)
+                    yield [error_from_response(resp.status_code, raw, resp.headers.get("content-type", ""))]
+                    return
+                ctype = resp.headers.get("content-type", "").lower()
+                if "json" in ctype and "event-stream" not in ctype:
+                    # The upstream ignored stream:true and answered one JSON document.
+                    raw = await _read_limited(resp, MAX_EVENT)
+                    try:
+                        doc = json.loads(raw)
+                    except ValueError:
+                        doc = None
+                    yield map_completion(doc)
+                    return
+                parser = Parser(max_line_bytes=MAX_LINE, max_event_bytes=MAX_EVENT)
+                encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
+                pieces = resp.aiter_bytes() if encoded else resp.aiter_raw()
+                async for piece in pieces:
+                    batch: list[Out] = []
+                    for event in parser.feed(piece):
+                        batch += mapper.feed(event.data, event.event)
+                        if mapper.finished:
+                            break
+                    if batch:
+                        yield batch
+                    if mapper.finished:
+                        if batch[-1].event == "done":
+                            await _drain(pieces)
+                        return
+                parser.close()
+        except httpx.ConnectTimeout:
+            outs = mapper.fail(f"timed out connecting to {host} after {self.connect_timeout:g} s")
+        except httpx.ReadTimeout:
+            outs = mapper.fail(f"{host} sent nothing for {self.read_timeout:g} s")
+        except httpx.PoolTimeout:
+            outs = mapper.fail("too many upstream requests in flight")
+        except httpx.ConnectError:
+            outs = mapper.fail(f"could not connect to {host}")
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            outs = mapper.end()  # the connection dropped mid-stream
+        except httpx.HTTPError as exc:
+            outs = mapper.fail(f"request to {host} failed ({type(exc).__name__})")
+        except (LineTooLong, EventTooLarge):
+            outs = mapper.fail(f"{host} sent an oversized event")
+        else:
+            outs = mapper.end()
+        finally:
+            self._pool.release(slot)
+        if outs:
+            yield outs
+
+
+async def _drain(pieces: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (the end of the chunked body) so the connection is pooled."""
+    size = 0
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for piece in pieces:
+                size += len(piece)
+                if size > MAX_ERROR_BODY:
+                    return
+
+
+async def _read_limited(resp: httpx.Response, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for piece in resp.aiter_bytes():
+        parts.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]

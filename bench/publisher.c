@@ -57,6 +57,8 @@ static double g_rate = 0;
 static double g_timeout = 120.0;
 static double g_req_timeout = 15.0;
 static const char *g_path = "/publish";
+static int g_batch = 1;          /* events per request (JSON array), json mode only */
+static int64_t g_units = 0;      /* requests to make: ceil(count / batch) */
 
 static struct sockaddr_in g_addr;
 static pconn_t *P;
@@ -114,6 +116,56 @@ static void pconn_close(pconn_t *c) {
     c->fd = -1;
     c->busy = 0;
     c->resp_len = 0;
+}
+
+/* events carried by request unit u */
+static int unit_events(int64_t u) {
+    int64_t first = u * g_batch, last = first + g_batch;
+    if (last > g_count) last = g_count;
+    return (int)(last - first);
+}
+
+/* append the JSON object of event i to body at offset; returns the new length */
+static int json_event(char *body, int off, size_t cap, int64_t i) {
+    static char payload[1 << 20];
+    char topic[512];
+    topic_name(i, topic, sizeof topic);
+    int64_t seq = i / g_topics;
+    int n = snprintf(payload, sizeof payload, "seq=%lld ts=%lld ", (long long)seq, (long long)real_ns());
+    while (n < g_size) payload[n++] = 'x';
+    payload[n] = 0;
+    return off + snprintf(body + off, cap - (size_t)off, "{\"topic\":\"%s\",\"data\":\"%s\"}", topic, payload);
+}
+
+/* send request unit u (one event, or a batch of g_batch events as a JSON array) on c */
+static int send_batch(pconn_t *c, int64_t u) {
+    static char body[(1 << 22)], req[(1 << 22) + 2048];
+    int nev = unit_events(u), blen = 0;
+    body[blen++] = '[';
+    for (int k = 0; k < nev; k++) {
+        if (k) body[blen++] = ',';
+        blen = json_event(body, blen, sizeof body - 2, u * g_batch + k);
+    }
+    body[blen++] = ']';
+    body[blen] = 0;
+    int rlen = snprintf(req, sizeof req,
+                        "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\n\r\n%s", g_path, g_host, g_port, blen, body);
+    int off = 0;
+    while (off < rlen) {
+        ssize_t w = write(c->fd, req + off, (size_t)(rlen - off));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        off += (int)w;
+    }
+    c->busy = 1;
+    c->event = u;
+    c->sent_ns = mono_ns();
+    c->resp_len = 0;
+    n_sent += nev;
+    return 0;
 }
 
 /* send event i on connection c; returns 0 on success */
@@ -203,7 +255,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: publisher [--host H] [--port P] [--conns 8] [--count N] [--topics K]\n"
             "                 [--topic t%%d] [--size 200] [--mode json|raw] [--rate R]\n"
-            "                 [--timeout S] [--path /publish]\n");
+            "                 [--timeout S] [--path /publish] [--batch B]\n");
     exit(2);
 }
 
@@ -223,9 +275,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rate")) g_rate = atof(v);
         else if (!strcmp(a, "--timeout")) g_timeout = atof(v);
         else if (!strcmp(a, "--path")) g_path = v;
+        else if (!strcmp(a, "--batch")) g_batch = atoi(v);
         else usage();
     }
     if (g_nconns < 1 || g_nconns > MAX_CONNS || g_topics < 1 || g_size < 40 || g_size > (1 << 19)) usage();
+    if (g_batch < 1 || g_batch > 1000 || (g_batch > 1 && g_raw)) usage();
+    g_units = (g_count + g_batch - 1) / g_batch;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -283,27 +338,27 @@ int main(int argc, char **argv) {
             if (c->busy) continue;
             int64_t ev;
             if (nrequeue > 0) ev = requeue[--nrequeue];
-            else if (next < g_count) {
+            else if (next < g_units) {
                 if (g_rate > 0) {
-                    int64_t due = t0 + (int64_t)((double)next * 1e9 / g_rate);
+                    int64_t due = t0 + (int64_t)((double)next * g_batch * 1e9 / g_rate);
                     if (due > now) break;
                     if (now - due > max_late_ns) max_late_ns = now - due;
                 }
                 ev = next++;
             } else break;
-            if (send_event(c, ev) < 0) {
+            if ((g_batch > 1 ? send_batch(c, ev) : send_event(c, ev)) < 0) {
                 pconn_close(c);
                 requeue[nrequeue++] = ev;
-                n_sent--;
+                if (g_batch == 1) n_sent--;
             }
         }
 
         int wait_ms = 50;
-        if (g_rate > 0 && next < g_count && nrequeue == 0) {
+        if (g_rate > 0 && next < g_units && nrequeue == 0) {
             int idle = 0;
             for (int k = 0; k < g_nconns; k++) idle |= (P[k].fd >= 0 && !P[k].busy);
             if (idle) {   /* wake exactly when the next event is due (no busy-waiting) */
-                int64_t due = t0 + (int64_t)((double)next * 1e9 / g_rate);
+                int64_t due = t0 + (int64_t)((double)next * g_batch * 1e9 / g_rate);
                 if (due <= mono_ns()) continue;
                 if (tfd >= 0) {
                     struct itimerspec its = {{0, 0}, {due / 1000000000LL, due % 1000000000LL}};
@@ -332,7 +387,7 @@ int main(int argc, char **argv) {
             if (r <= 0) {
                 if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
                 /* server closed: if a request was in flight without an answer, resend it */
-                if (c->busy) { requeue[nrequeue++] = c->event; n_sent--; }
+                if (c->busy) { requeue[nrequeue++] = c->event; n_sent -= unit_events(c->event); }
                 pconn_close(c);
                 continue;
             }
@@ -340,16 +395,17 @@ int main(int argc, char **argv) {
             int close_after = 0;
             int st = parse_response(c, &close_after);
             if (st == 0) continue;
+            int nev = unit_events(c->event);
             if (st < 0) {
-                n_err++;
-                done++;
+                n_err += nev;
+                done += nev;
                 pconn_close(c);
                 continue;
             }
             if (st < 600) status_counts[st]++;
-            if (st >= 200 && st < 300) n_ok++;
-            else n_err++;
-            done++;
+            if (st >= 200 && st < 300) n_ok += nev;
+            else n_err += nev;
+            done += nev;
             int64_t rtt = (now - c->sent_ns) / 1000;
             if (n_rtt < g_count) rtt_us[n_rtt++] = (uint32_t)(rtt > 0xffffffffLL ? 0xffffffffLL : rtt);
             c->busy = 0;
@@ -361,8 +417,8 @@ int main(int argc, char **argv) {
             pconn_t *c = &P[k];
             if (c->fd >= 0 && c->busy && now - c->sent_ns > (int64_t)(g_req_timeout * 1e9)) {
                 n_timeouts++;
-                n_err++;
-                done++;
+                n_err += unit_events(c->event);
+                done += unit_events(c->event);
                 pconn_close(c);
             }
         }

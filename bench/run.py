@@ -44,7 +44,7 @@ BUILD = BENCH / "build"
 RESULTS = BENCH / "results"
 PEERS = BENCH / "peers"
 
-ALL_SERVERS = ["ssehub", "sse-starlette", "aiohttp-sse", "nchan"]
+ALL_SERVERS = ["ssehub", "ssehub-batch", "sse-starlette", "aiohttp-sse", "nchan"]
 ALL_WORKLOADS = ["fanout", "topics", "latency", "idle"]
 
 # Full-size workloads (the figures quoted in the README) and a --quick variant for smoke runs.
@@ -256,6 +256,7 @@ def raise_nofile() -> int:
 class Server:
     name = ""
     mode = "json"          # how the publisher talks to it: json body or raw body + ?topic=
+    batch = 1              # events per publish request (JSON array) — ssehub's batch publish
 
     def __init__(self, port: int, workdir: Path):
         self.port = port
@@ -348,6 +349,14 @@ class SSEHub(Server):
         return e
 
 
+class SSEHubBatch(SSEHub):
+    """ssehub again, publishing 100 events per POST (a JSON array): its batch publish API.
+    Run on the throughput workloads only; the peers have no batch publish."""
+
+    name = "ssehub-batch"
+    batch = 100
+
+
 class SSEStarlette(Server):
     name = "sse-starlette"
 
@@ -411,7 +420,8 @@ class Nchan(Server):
         return text
 
 
-SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEStarlette, AiohttpSSE, Nchan)}
+SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEHubBatch, SSEStarlette, AiohttpSSE, Nchan)}
+BATCH_WORKLOADS = {"fanout", "topics"}  # where a batched publisher makes sense
 
 
 # --------------------------------------------------------------------------- workloads
@@ -440,7 +450,7 @@ class Tools:
             *_pin(self.gen_cpu), str(self.publisher), "--port", str(srv.port),
             "--conns", str(PUBLISHER_CONNS), "--count", str(count), "--topics", str(topics),
             "--topic", f"{prefix}%d", "--size", str(size), "--mode", srv.mode, "--rate", str(rate),
-            "--timeout", str(timeout),
+            "--timeout", str(timeout), "--batch", str(srv.batch),
         ]
         p = spawn(cmd, stdout=subprocess.PIPE)
         try:
@@ -639,6 +649,10 @@ def _notes(r: dict, rate: float | None = None) -> str:
     return "; ".join(notes)
 
 
+def _servers_for(wl: str, servers: list[str]) -> list[str]:
+    return [n for n in servers if SERVER_CLASSES[n].batch == 1 or wl in BATCH_WORKLOADS]
+
+
 def render(results: dict, servers: list[str], workloads: list[str], cfgs: dict) -> str:
     out = []
     for wl in workloads:
@@ -656,7 +670,7 @@ def render(results: dict, servers: list[str], workloads: list[str], cfgs: dict) 
             out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
             ref_s = _get(results, wl, "sse-starlette", "delivered_per_s")
             ref_n = _get(results, wl, "nchan", "delivered_per_s")
-            for name in servers:
+            for name in _servers_for(wl, servers):
                 r = results.get(wl, {}).get(name)
                 if not r or "error" in r:
                     out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 10)
@@ -683,7 +697,7 @@ def render(results: dict, servers: list[str], workloads: list[str], cfgs: dict) 
                 return r["loadgen"]["lat_us"]["p99"] if r and "error" not in r else None
 
             ref_s, ref_n = p99("sse-starlette"), p99("nchan")
-            for name in servers:
+            for name in _servers_for(wl, servers):
                 r = results.get(wl, {}).get(name)
                 if not r or "error" in r:
                     out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 12)
@@ -706,7 +720,7 @@ def render(results: dict, servers: list[str], workloads: list[str], cfgs: dict) 
             out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             ref_s = _get(results, wl, "sse-starlette", "kib_per_conn")
             ref_n = _get(results, wl, "nchan", "kib_per_conn")
-            for name in servers:
+            for name in _servers_for(wl, servers):
                 r = results.get(wl, {}).get(name)
                 if not r or "error" in r:
                     out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 8)
@@ -818,6 +832,8 @@ def main(argv=None) -> int:
             for name in servers:
                 srv = SERVER_CLASSES[name](port, workdir)
                 port += 1
+                if srv.batch > 1 and wl not in BATCH_WORKLOADS:
+                    continue
                 why = srv.available()
                 if why:
                     results[wl][name] = {"error": f"skipped: {why}"}

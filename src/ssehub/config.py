@@ -53,6 +53,8 @@ class Settings:
     llm_model: str = ""
     llm_provider: str = "default"
     chat_grace: float = 20.0
+    chat_history_size: int = 50_000  # events retained per generation topic (a whole answer)
+    chat_history_bytes: int = 8 * 1024 * 1024
     max_generations: int = 256
     chat_rate_per_minute: int = 60
     upstream_connect_timeout: float = 10.0
@@ -106,8 +108,9 @@ def _coerce(name: str, value: Any) -> Any:
 def _validate(s: Settings) -> Settings:
     if s.slow_consumer not in ("gap", "disconnect"):
         raise ConfigError("slow_consumer must be 'gap' or 'disconnect'")
-    for name in ("history_size", "history_bytes", "max_event_bytes", "max_chunk_bytes",
-                 "max_topics", "max_topics_per_subscription", "max_connections",
+    for name in ("history_size", "history_bytes", "chat_history_size", "chat_history_bytes",
+                 "max_event_bytes", "max_chunk_bytes", "max_topics", "max_topics_per_subscription",
+                 "max_connections",
                  "max_subscriptions_per_client", "max_generations"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name} must be at least 1")

@@ -303,3 +303,13 @@ async def test_idle_topics_are_forgotten_beyond_max_topics_with_a_gap_on_resume(
         got = await take(hub.subscribe("t0", last_event_id=first), 1)
         gap = gap_of(got[0])
         assert gap["topic"] == "t0" and gap["reason"] == "evicted"
+
+
+async def test_retention_by_prefix_keeps_whole_generations() -> None:
+    async with Hub(settings=settings(history_size=3)) as hub:
+        hub.set_retention("chat/", 100, 1 << 20)
+        for i in range(10):
+            await hub.publish(["news", "chat/g1"], str(i))
+        assert len(hub.topic("news").log) == 3
+        got = await take(hub.subscribe("chat/g1", last_event_id="earliest"), 10)
+        assert [e.data for e in got] == [str(i) for i in range(10)]

@@ -19,7 +19,7 @@ from ..core import Hub
 from ..errors import SSEHubError
 from ..relay import Relay
 from .chat import chat_routes
-from .hub_routes import Publish, Subscribe, hub_routes
+from .hub_routes import PRIVATE_PREFIX, Publish, Subscribe, hub_routes
 from .pages import page_routes
 from .state import HubState
 
@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
     """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
     settings = settings or Settings()
     hub = hub or Hub(settings=settings)
+    # a generation topic must keep a whole answer, so a reload can replay it from the start
+    hub.set_retention(PRIVATE_PREFIX, settings.chat_history_size, settings.chat_history_bytes)
     relay = Relay(hub, settings)
     state = HubState(settings, hub, relay)
 

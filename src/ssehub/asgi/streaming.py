@@ -168,7 +168,10 @@ async def stream_subscription(
                     # a sibling's cancellation cancelled the shared future: a wake-up
                 continue
             message = {"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": True}
-            await guard.send(send, message, hub.closed)
+            if guard.disconnect_policy or hub.closed:
+                await guard.send(send, message, hub.closed)
+            else:
+                await send(message)
         # Hub shutting down (or slow consumer cut off): tell the client when to come back,
         # with jitter so thousands of clients do not reconnect in the same millisecond.
         base = settings.shutdown_retry

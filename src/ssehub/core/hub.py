@@ -77,6 +77,7 @@ class Hub:
         self.closed = False
         self._topics: OrderedDict[str, Topic] = OrderedDict()
         self._listeners: list[PresenceListener] = []
+        self._retention: list[tuple[str, int, int]] = []  # (prefix, max events, max bytes)
         self._ticker: asyncio.Task[None] | None = None
         self._opened = False
 
@@ -183,11 +184,22 @@ class Hub:
         """The topic of that name, created empty if needed (never forgetting ``protect``)."""
         return self._topics.get(name) or self._create(name, protect)
 
+    def set_retention(self, prefix: str, max_events: int, max_bytes: int) -> None:
+        """Retain more (or less) history for topics whose name starts with ``prefix``
+        (topics created from now on; the longest matching prefix wins)."""
+        self._retention.append((prefix, max_events, max_bytes))
+        self._retention.sort(key=lambda r: -len(r[0]))
+
     def _create(self, name: str, protect: Sequence[str]) -> Topic:
         s = self.settings
         if len(self._topics) >= s.max_topics:
             self._forget_idle(protect)
-        topic = Topic(name, TopicLog(s.history_size, s.history_bytes, self.forgotten_seq), self.clock())
+        events, size = s.history_size, s.history_bytes
+        for prefix, max_events, max_bytes in self._retention:
+            if name.startswith(prefix):
+                events, size = max_events, max_bytes
+                break
+        topic = Topic(name, TopicLog(events, size, self.forgotten_seq), self.clock())
         self._topics[name] = topic
         return topic
 

@@ -20,10 +20,9 @@ _COMPACT_AT = 1024  # evicted slots kept before the lists are compacted
 
 class TopicLog:
     __slots__ = (
-        "_base",
         "_bytes",
         "_cum_base",
-        "_start",
+        "base",
         "cum",
         "events",
         "evicted_seq",
@@ -31,6 +30,7 @@ class TopicLog:
         "max_bytes",
         "max_events",
         "seqs",
+        "start",
     )
 
     def __init__(self, max_events: int, max_bytes: int, evicted_seq: int = 0) -> None:
@@ -43,33 +43,30 @@ class TopicLog:
         self.events: list[Event] = []
         #: cum[i] = bytes of all frames up to and including list slot i (running total)
         self.cum: list[int] = []
-        self._start = 0  # list slot of the oldest retained entry
-        self._base = 0  # absolute index of list slot 0
+        #: list slot of the oldest retained entry
+        self.start = 0
+        #: absolute index of list slot 0 (subtract it from an absolute index to get a slot)
+        self.base = 0
         self._bytes = 0
         self._cum_base = 0  # running byte total before list slot 0
 
     # -- positions ------------------------------------------------------------------
     @property
-    def base(self) -> int:
-        """Absolute index of list slot 0 (subtract it from an absolute index to get a slot)."""
-        return self._base
-
-    @property
     def first(self) -> int:
         """Absolute index of the oldest retained entry."""
-        return self._base + self._start
+        return self.base + self.start
 
     @property
     def head(self) -> int:
         """Absolute index the next appended entry will get."""
-        return self._base + len(self.seqs)
+        return self.base + len(self.seqs)
 
     @property
     def last_seq(self) -> int:
-        return self.seqs[-1] if len(self.seqs) > self._start else self.evicted_seq
+        return self.seqs[-1] if len(self.seqs) > self.start else self.evicted_seq
 
     def __len__(self) -> int:
-        return len(self.seqs) - self._start
+        return len(self.seqs) - self.start
 
     @property
     def retained_bytes(self) -> int:
@@ -77,7 +74,7 @@ class TopicLog:
 
     def index_after(self, seq: int) -> int:
         """Absolute index of the first retained entry with a seq greater than ``seq``."""
-        return self._base + bisect_right(self.seqs, seq, self._start)
+        return self.base + bisect_right(self.seqs, seq, self.start)
 
     def slot_end(self, lo: int, hi: int, max_bytes: int) -> int:
         """The largest slot end ≤ hi such that frames[lo:end] fit in max_bytes (at least one)."""
@@ -95,26 +92,26 @@ class TopicLog:
         self.events.append(event)
         self.cum.append((self.cum[-1] if self.cum else self._cum_base) + size)
         self._bytes += size
-        if len(self.seqs) - self._start > self.max_events or self._bytes > self.max_bytes:
+        if len(self.seqs) - self.start > self.max_events or self._bytes > self.max_bytes:
             self._evict()
 
     def _evict(self) -> None:
         # Keep at least the newest entry, even when it alone is over max_bytes.
         seqs, frames, events = self.seqs, self.frames, self.events
         last = len(seqs) - 1
-        start = self._start
+        start = self.start
         while start < last and (last + 1 - start > self.max_events or self._bytes > self.max_bytes):
             self._bytes -= len(frames[start])
             self.evicted_seq = seqs[start]
             frames[start] = b""  # release memory now; the slot goes at the next compaction
             events[start] = _EVICTED
             start += 1
-        self._start = start
+        self.start = start
         if start >= _COMPACT_AT and start * 2 >= len(seqs):
             self._cum_base = self.cum[start - 1]
             del seqs[:start], frames[:start], events[:start], self.cum[:start]
-            self._base += start
-            self._start = 0
+            self.base += start
+            self.start = 0
 
 
 _EVICTED = Event()

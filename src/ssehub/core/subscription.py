@@ -217,6 +217,17 @@ class Subscription:
         """
         if self._closed:
             raise SubscriptionClosed("subscription closed")
+        if self._single and not self._pending:
+            # The hot path, inlined: one topic, nothing pending, not behind.
+            log = self._topics[0].log
+            base = log.base
+            slot = self._cursors[0] - base
+            end = len(log.seqs)
+            if log.start <= slot < end:
+                end = log.slot_end(slot, end, self._hub.settings.max_chunk_bytes)
+                self._cursors[0] = base + end
+                self._last_ids[0] = log.events[end - 1].id
+                return log.frames[slot] if end - slot == 1 else b"".join(log.frames[slot:end])
         out = self._take(True)
         if out:  # even when the hub is closing: what it accepted is delivered first
             return out[0] if len(out) == 1 else b"".join(out)

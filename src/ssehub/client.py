@@ -75,9 +75,9 @@ async def publish(
 
 
 def _backoff(retry_ms: int, failures: int) -> float:
-    """Seconds to wait: the server's hint, doubled per consecutive failure, with full jitter on top."""
-    base = retry_ms / 1000.0 * (2 ** min(failures, 10))
-    base = min(base, MAX_BACKOFF_S)
+    """Seconds to wait: the server's hint, doubled per consecutive failure, jittered over
+    its upper half (so a crowd of clients spreads out but nobody retries at once)."""
+    base = min(retry_ms / 1000.0 * float(2 ** min(failures, 10)), MAX_BACKOFF_S)
     return base / 2 + random.uniform(0, base / 2)
 
 
@@ -97,7 +97,7 @@ async def subscribe(
     ``max_reconnects`` times in a row when that is set.
     """
     names = [topics] if isinstance(topics, str) else list(topics)
-    params = [("topic", t) for t in names]
+    params: list[tuple[str, str | int | float | bool | None]] = [("topic", t) for t in names]
     own = client is None
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
     retry_ms = DEFAULT_RETRY_MS

@@ -173,7 +173,7 @@ class Subscription:
                 waiter = topic.waiter = loop.create_future()
             return waiter
         mine: asyncio.Future[None] = loop.create_future()
-        waiters = []
+        waiters: list[asyncio.Future[None]] = []
 
         def wake(_: object) -> None:
             if not mine.done():

@@ -31,6 +31,7 @@ class Settings:
     port: int = 8181
     broker: str = "memory://"
     log_level: str = "info"
+    trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For names the client
     # hub
     heartbeat: float = 15.0  # seconds between comment lines on an idle stream
     retry: int = 2000  # ms, the reconnection hint sent when a stream opens

@@ -51,7 +51,12 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
         "timeout_graceful_shutdown": 2,
         "backlog": 4096,
         "server_header": False,
+        # Only behind a trusted proxy does X-Forwarded-For name the client (for the
+        # per-client limits); without one, no proxy-header middleware sits in every stream.
+        "proxy_headers": bool(settings.trusted_proxies),
     }
+    if settings.trusted_proxies:
+        options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
     if importlib.util.find_spec("httptools") is not None:
         options["http"] = "httptools"
     options.update(uvicorn_options)

@@ -25,13 +25,10 @@ from .state import HubState
 
 __all__ = ["HubApp", "create_app"]
 
-# The hot routes, served without the middleware stack when no middleware is configured.
-_FAST: dict[tuple[str, str], Any] = {("GET", "/subscribe"): Subscribe(), ("POST", "/publish"): Publish()}
-
 
 async def _sse_hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SSEHubError)
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return _error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -51,6 +48,7 @@ class HubApp(Starlette):
     fast_path = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # (A coroutine function, as servers detect ASGI 3 apps by that.)
         if self.fast_path and scope["type"] == "http":
             path, root = scope["path"], scope.get("root_path", "")
             if root and path.startswith(root):
@@ -59,12 +57,37 @@ class HubApp(Starlette):
             if endpoint is not None:
                 scope["app"] = self
                 try:
-                    await endpoint(scope, receive, send)
+                    response = endpoint(scope, receive, send)
                 except SSEHubError as exc:
-                    response = JSONResponse({"error": exc.message}, status_code=exc.status)
-                    await response(scope, receive, send)
+                    response = _error_response(exc)(scope, receive, send)
+                await response
                 return
         await super().__call__(scope, receive, send)
+
+
+def _error_response(exc: SSEHubError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+class _Guarded:
+    """An async endpoint on the direct path: its SSEHubErrors become JSON error responses."""
+
+    def __init__(self, endpoint: Any) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.endpoint(scope, receive, send)
+        except SSEHubError as exc:
+            await _error_response(exc)(scope, receive, send)
+
+
+# The hot routes, on the direct path. Subscribe raises its errors synchronously (before it
+# returns its stream coroutine); Publish is a coroutine, so it is guarded.
+_FAST: dict[tuple[str, str], Any] = {
+    ("GET", "/subscribe"): Subscribe(),
+    ("POST", "/publish"): _Guarded(Publish()),
+}
 
 
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> Starlette:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from functools import partial
+from typing import Any
+
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import CapacityExceeded, InvalidTopic, RateLimited
+from ..errors import CapacityExceeded, InvalidTopic, RateLimited, SSEHubError
 from .bodies import parse_publications, read_body
 from .state import HubState, state_of
 from .streaming import stream_subscription
@@ -20,11 +24,17 @@ PRIVATE_PREFIX = "chat/"
 
 
 class Subscribe:
-    """GET /subscribe?topic=T[&topic=…][&last_event_id=ID] → text/event-stream."""
+    """GET /subscribe?topic=T[&topic=…][&last_event_id=ID] → text/event-stream.
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    Not a coroutine function: it checks the request and subscribes synchronously, raising
+    any SSEHubError at once, and returns the stream coroutine itself. The connection's task
+    then holds one coroutine frame for the whole life of the stream, not a chain of them.
+    """
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
         state: HubState = state_of(scope)
-        await state.ensure_started()
+        if not state.started:
+            return self._start_then_open(state, scope, receive, send)
         settings = state.settings
         query = QueryParams(scope["query_string"])
         topics = query.getlist("topic")
@@ -41,10 +51,16 @@ class Subscribe:
             raise RateLimited("too many open subscriptions from this address")
         sub = state.hub.subscribe(topics, last_event_id=resume)
         state.opened(addr)
+        return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr))
+
+    async def _start_then_open(self, state: HubState, scope: Scope, receive: Receive, send: Send) -> None:
+        await state.ensure_started()
         try:
-            await stream_subscription(sub, receive, send, settings)
-        finally:
-            state.closed(addr)
+            stream = self(scope, receive, send)
+        except SSEHubError as exc:
+            await JSONResponse({"error": exc.message}, status_code=exc.status)(scope, receive, send)
+            return
+        await stream
 
 
 class Publish:

@@ -23,7 +23,7 @@ class HubState:
         self.relay = relay
         self.connections = 0
         self.per_client: dict[str, int] = {}
-        self._started = False
+        self.started = False
         self._lock = asyncio.Lock()
 
     def opened(self, addr: str) -> None:
@@ -39,18 +39,18 @@ class HubState:
             del self.per_client[addr]
 
     async def ensure_started(self) -> None:
-        if self._started:
+        if self.started:
             return
         async with self._lock:
-            if not self._started:
+            if not self.started:
                 await self.hub.start()
                 if self.relay is not None:
                     await self.relay.__aenter__()
-                self._started = True
+                self.started = True
 
     async def close(self) -> None:
         """Stop generations first (their topics get a terminal event), then the hub."""
-        if self.relay is not None and self._started:
+        if self.relay is not None and self.started:
             await self.relay.__aexit__(None, None, None)
         await self.hub.close()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.types import Message, Receive, Send
@@ -138,7 +138,13 @@ class _StallGuard:
 
 
 async def stream_subscription(
-    sub: Subscription, receive: Receive, send: Send, settings: Settings, *, first: bytes = b""
+    sub: Subscription,
+    receive: Receive,
+    send: Send,
+    settings: Settings,
+    *,
+    first: bytes = b"",
+    release: Callable[[], None] | None = None,
 ) -> None:
     """Stream ``sub`` until the client leaves, the hub closes or the consumer is cut off.
 
@@ -189,3 +195,5 @@ async def stream_subscription(
         guard.close()
         watch.close()
         sub.close()
+        if release is not None:
+            release()

@@ -118,6 +118,25 @@ static void pconn_close(pconn_t *c) {
     c->resp_len = 0;
 }
 
+/* write a whole request on c and mark it in flight (unit u carrying nev events) */
+static int send_request(pconn_t *c, const char *req, int rlen, int64_t u, int nev) {
+    int off = 0;
+    while (off < rlen) {
+        ssize_t w = write(c->fd, req + off, (size_t)(rlen - off));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        off += (int)w;
+    }
+    c->busy = 1;
+    c->event = u;
+    c->sent_ns = mono_ns();
+    c->resp_len = 0;
+    n_sent += nev;
+    return 0;
+}
+
 /* events carried by request unit u */
 static int unit_events(int64_t u) {
     int64_t first = u * g_batch, last = first + g_batch;
@@ -151,21 +170,7 @@ static int send_batch(pconn_t *c, int64_t u) {
     int rlen = snprintf(req, sizeof req,
                         "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
                         "Content-Length: %d\r\n\r\n%s", g_path, g_host, g_port, blen, body);
-    int off = 0;
-    while (off < rlen) {
-        ssize_t w = write(c->fd, req + off, (size_t)(rlen - off));
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        off += (int)w;
-    }
-    c->busy = 1;
-    c->event = u;
-    c->sent_ns = mono_ns();
-    c->resp_len = 0;
-    n_sent += nev;
-    return 0;
+    return send_request(c, req, rlen, u, nev);
 }
 
 /* send event i on connection c; returns 0 on success */
@@ -191,21 +196,7 @@ static int send_event(pconn_t *c, int64_t i) {
                         "Content-Length: %d\r\n\r\n%s",
                         g_path, g_host, g_port, blen, body);
     }
-    int off = 0;
-    while (off < rlen) {
-        ssize_t w = write(c->fd, req + off, (size_t)(rlen - off));
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        off += (int)w;
-    }
-    c->busy = 1;
-    c->event = i;
-    c->sent_ns = mono_ns();
-    c->resp_len = 0;
-    n_sent++;
-    return 0;
+    return send_request(c, req, rlen, i, 1);
 }
 
 /* parse a complete response in c->resp; returns status (>0) when complete,

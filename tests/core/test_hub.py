@@ -313,3 +313,12 @@ async def test_retention_by_prefix_keeps_whole_generations() -> None:
         assert len(hub.topic("news").log) == 3
         got = await take(hub.subscribe("chat/g1", last_event_id="earliest"), 10)
         assert [e.data for e in got] == [str(i) for i in range(10)]
+
+
+async def test_subscribing_to_a_hub_that_was_not_started_is_a_clear_error() -> None:
+    hub = Hub(settings=settings())
+    with pytest.raises(RuntimeError, match="start the hub first"):
+        hub.subscribe("t")
+    await hub.start()
+    hub.subscribe("t").close()
+    await hub.close()

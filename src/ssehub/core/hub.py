@@ -177,6 +177,9 @@ class Hub:
         """A subscription to ``topics``; resume after ``last_event_id`` (or ``"earliest"``)."""
         if self.closed:
             raise HubClosed("the hub is shutting down")
+        if not self._opened:
+            # its epoch is not known yet: resume ids could not be checked
+            raise RuntimeError("start the hub first: `async with Hub() as hub:` or `await hub.start()`")
         names = check_topics(topics, self.settings.max_topics_per_subscription)
         return Subscription(self, [self.topic(n, names) for n in names], last_event_id)
 

@@ -118,9 +118,11 @@ async def subscribe(
                         async for chunk in response.aiter_raw():
                             for event in parser.feed(chunk):
                                 failures = 0
-                                if event.id and event.event != "gap":
-                                    last_event_id = event.id
                                 yield event
+                            # the parser's last event id also follows id-only blocks, such
+                            # as the position the server sends when a stream opens
+                            if parser.last_event_id:
+                                last_event_id = parser.last_event_id
                             if parser.retry is not None:
                                 retry_ms = parser.retry
             except (httpx.TransportError, httpx.StreamError):

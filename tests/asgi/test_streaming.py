@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ssehub import Settings, create_app
+from ssehub.core import parse_id
 from ssehub.wire import Parser
 
 from .driver import Stream
@@ -23,8 +24,13 @@ async def test_stream_headers_retry_first_then_events() -> None:
     assert s.headers["cache-control"] == "no-cache"
     assert s.headers["x-accel-buffering"] == "no"
     assert "connection" not in s.headers and "content-encoding" not in s.headers
-    assert await s.chunk() == b"retry: 1234\n\n"
+    opening = await s.chunk()
+    assert opening.startswith(b"retry: 1234\n\nid: ")
+    parser = Parser()
+    assert parser.feed(opening) == []  # the position block dispatches nothing...
+    start = parser.last_event_id  # ...but sets the id a reconnect resumes from
     ident = await hub.publish("t", "hello")
+    assert parse_id(start) < parse_id(ident)  # type: ignore[operator]
     assert await s.chunk() == f"id: {ident}\ndata: hello\n\n".encode()
     s.disconnect()
     await s.finished()
@@ -126,4 +132,27 @@ async def test_publish_batch_is_all_or_nothing() -> None:
     sub.disconnect()
     await sub.finished()
     await asyncio.sleep(0)
+    await hub.close()
+
+
+async def test_a_stream_that_drops_before_its_first_event_resumes_without_loss() -> None:
+    # The opening block carries the position the stream started after: a client that drops
+    # before any event arrived still resumes exactly (no silent loss of what was published
+    # while it was away).
+    app = make_app()
+    hub = app.state.hub
+    s = await Stream(app, "/subscribe", [("topic", "t")]).start()
+    parser = Parser()
+    parser.feed(await s.chunk())
+    s.disconnect()
+    await s.finished()
+    await hub.publish("t", "while away")
+    again = await Stream(app, "/subscribe", [("topic", "t")],
+                         headers={"Last-Event-ID": parser.last_event_id}).start()
+    body = await again.chunk()
+    while b"while away" not in body:
+        body += await again.chunk()
+    assert [e.data for e in Parser().feed(body)] == ["while away"]
+    again.disconnect()
+    await again.finished()
     await hub.close()

@@ -322,3 +322,22 @@ async def test_subscribing_to_a_hub_that_was_not_started_is_a_clear_error() -> N
     await hub.start()
     hub.subscribe("t").close()
     await hub.close()
+
+
+async def test_a_leaving_subscriber_wakes_nobody_else() -> None:
+    # With one future shared by all waiters, cancelling one waiting task would cancel it
+    # for everybody: a crowd leaving a topic would cost a quadratic number of wake-ups.
+    async with Hub(settings=settings()) as hub:
+        subs = [hub.subscribe("t") for _ in range(50)]
+        tasks = [asyncio.create_task(s.next_chunk()) for s in subs]
+        await asyncio.sleep(0)
+        waiters = list(hub.topic("t").waiters)
+        assert len(waiters) == 50
+        tasks[0].cancel()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert waiters[0].cancelled()
+        assert not any(w.done() for w in waiters[1:])
+        assert not any(t.done() for t in tasks[1:])
+        await hub.publish("t", "x")
+        assert all(b"data: x" in c for c in await asyncio.wait_for(asyncio.gather(*tasks[1:]), 5))

@@ -15,9 +15,17 @@ from ssehub.config import Settings
 from .helpers import SSEStream, start_uvicorn, subscribe_target
 
 
-@pytest.fixture
-async def mounted() -> AsyncIterator[tuple[FastAPI, object, int]]:
+@pytest.fixture(params=["plain", "with-http-middleware"])
+async def mounted(request) -> AsyncIterator[tuple[FastAPI, object, int]]:
     outer = FastAPI()
+    if request.param == "with-http-middleware":
+        # Starlette's BaseHTTPMiddleware wraps receive() in a task group: the stream's
+        # disconnect watch must still work (it runs receive() in a task of its own then)
+        @outer.middleware("http")
+        async def tag(request, call_next):  # type: ignore[no-untyped-def]
+            response = await call_next(request)
+            response.headers["x-outer"] = "1"
+            return response
 
     @outer.get("/")
     async def root() -> dict[str, str]:

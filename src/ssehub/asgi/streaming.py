@@ -19,9 +19,9 @@ from starlette.types import Message, Receive, Send
 
 from ..config import Settings
 from ..core import Subscription, SubscriptionClosed
-from ..wire import encode_comment, encode_retry
+from ..wire import encode_comment, encode_id, encode_retry
 
-__all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription"]
+__all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription", "watch_disconnect"]
 
 log = logging.getLogger("ssehub")
 
@@ -65,7 +65,8 @@ class DisconnectWatch:
                     self._writer.cancel()
                     return
                 continue  # a request-body message: read on
-            except BaseException:  # the server tore the connection down: stop watching
+            except Exception:  # the server tore the connection down: stop watching
+                log.debug("disconnect watch stopped", exc_info=True)
                 self._coro = None
                 return
             if yielded is None:  # a bare yield (sleep(0)): step again soon
@@ -83,6 +84,36 @@ class DisconnectWatch:
         coro, self._coro = self._coro, None
         if coro is not None:
             coro.close()
+
+
+class _ListenerTask:
+    """The general form of the watch: a task of its own that awaits ``receive()``.
+
+    Used when ``receive`` is not the server's own (a middleware such as Starlette's
+    BaseHTTPMiddleware wraps it in a task group that must run inside a task)."""
+
+    __slots__ = ("_task", "gone")
+
+    def __init__(self, receive: Receive, writer: asyncio.Task[Any]) -> None:
+        self.gone = False
+        self._task = asyncio.get_running_loop().create_task(self._listen(receive, writer))
+
+    async def _listen(self, receive: Receive, writer: asyncio.Task[Any]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        writer.cancel()
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+def watch_disconnect(receive: Receive, writer: asyncio.Task[Any]) -> DisconnectWatch | _ListenerTask:
+    """A task-free watch for uvicorn's own ``receive``; a listener task for anything else."""
+    owner = getattr(receive, "__self__", None)
+    if type(owner).__module__.startswith("uvicorn.protocols."):
+        return DisconnectWatch(receive, writer)
+    return _ListenerTask(receive, writer)
 
 
 SHUTDOWN_GRACE = 0.5  # seconds a stream may take to flush once the hub is closing
@@ -153,25 +184,22 @@ async def stream_subscription(
     """
     task = asyncio.current_task()
     assert task is not None
-    watch = DisconnectWatch(receive, task)
+    watch = watch_disconnect(receive, task)
     guard = _StallGuard(sub, task, settings.slow_consumer == "disconnect")
     hub = sub.hub
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        await send({"type": "http.response.body", "body": encode_retry(settings.retry) + first,
-                    "more_body": True})
+        opening = encode_retry(settings.retry)
+        if sub.start_id is not None:
+            opening += encode_id(sub.start_id)
+        await send({"type": "http.response.body", "body": opening + first, "more_body": True})
         while True:
             try:
                 chunk = sub.poll()
             except SubscriptionClosed:
                 break
             if chunk is None:
-                try:
-                    await sub.ready()
-                except asyncio.CancelledError:
-                    if watch.gone or task.cancelling():
-                        raise
-                    # a sibling's cancellation cancelled the shared future: a wake-up
+                await sub.ready()
                 continue
             message = {"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": True}
             if guard.disconnect_policy or hub.closed:

@@ -8,6 +8,7 @@ subscriber slices its own cursor..head range (see ``subscription.py``).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import time
 from collections import OrderedDict
@@ -37,23 +38,29 @@ class Prepared(NamedTuple):
 
 
 class Topic:
-    """A topic's log, its shared wake-up future and its local subscriber count."""
+    """A topic's log, the futures of the subscribers waiting on it, its subscriber count.
 
-    __slots__ = ("last_used", "log", "name", "subscribers", "waiter")
+    Each waiting subscriber has a future of its own (never one shared future: cancelling a
+    task that awaits a shared future cancels it for every awaiter, so a crowd leaving one
+    topic would cost a quadratic number of wake-ups). A publish wakes them all in one pass.
+    """
+
+    __slots__ = ("last_used", "log", "name", "subscribers", "waiters")
 
     def __init__(self, name: str, log: TopicLog, now: float) -> None:
         self.name = name
         self.log = log
         self.subscribers = 0
-        self.waiter: asyncio.Future[None] | None = None
+        self.waiters: list[asyncio.Future[None]] = []
         self.last_used = now
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiters = self.waiters
+        if waiters:
+            self.waiters = []
+            for waiter in waiters:
+                if not waiter.done():  # cancelled by its own subscriber, or woken by another topic
+                    waiter.set_result(None)
 
 
 class Hub:
@@ -130,7 +137,7 @@ class Hub:
         Raises the BadRequest a publish of these values would raise, so a batch can be
         checked whole before any of it is published.
         """
-        names = check_topics(topics)  # type: ignore[arg-type]
+        names = check_topics(topics, self.settings.max_topics_per_subscription)  # type: ignore[arg-type]
         if event is not None and not isinstance(event, str):
             raise InvalidField("event must be a string")
         value = Event(data, event, None, retry)  # type: ignore[arg-type]  # checks every field
@@ -157,7 +164,7 @@ class Hub:
             topic = self._topics.get(name) or self._create(name, names)
             topic.log.append(seq, frame, stored)
             topic.last_used = now
-            if topic.waiter is not None:
+            if topic.waiters:
                 topic.wake()
         return ident
 
@@ -209,12 +216,12 @@ class Hub:
     def _forget_idle(self, protect: Sequence[str]) -> None:
         """Drop the least recently used topics nobody subscribes to (10% at a time), never
         one named in ``protect`` (the topics of the publish or subscription in progress)."""
-        goal = max(1, len(self._topics) // 10)
-        victims = sorted(
-            (t for t in self._topics.values()
-             if t.subscribers == 0 and t.waiter is None and t.name not in protect),
+        keep = set(protect)
+        victims = heapq.nsmallest(
+            max(1, len(self._topics) // 10),
+            (t for t in self._topics.values() if t.subscribers == 0 and not t.waiters and t.name not in keep),
             key=lambda t: t.last_used,
-        )[:goal]
+        )
         for topic in victims:
             self.forgotten_seq = max(self.forgotten_seq, topic.log.last_seq)
             del self._topics[topic.name]

@@ -18,7 +18,7 @@ from heapq import merge
 from typing import TYPE_CHECKING, Any
 
 from ..wire import Event, encode
-from .positions import EARLIEST, parse_id
+from .positions import EARLIEST, format_id, parse_id
 
 if TYPE_CHECKING:
     from .hub import Hub, Topic
@@ -44,7 +44,7 @@ class SlowConsumer(SubscriptionClosed):
 
 class Subscription:
     __slots__ = ("_buffer", "_closed", "_cursors", "_hub", "_last_ids", "_pending", "_single",
-                 "_tick", "_topics")
+                 "_tick", "_topics", "start_id")
 
     def __init__(self, hub: Hub, topics: list[Topic], last_event_id: str | None) -> None:
         self._hub = hub
@@ -61,7 +61,12 @@ class Subscription:
 
     def _start(self, last_event_id: str | None) -> list[int]:
         logs = [t.log for t in self._topics]
+        #: the position this subscription starts after, when it had none to resume from: sent
+        #: as an id-only block first, so a client that drops before its first event resumes
+        #: from here instead of from whatever is newest when it comes back
+        self.start_id: str | None = None
         if last_event_id is None:
+            self.start_id = format_id(self._hub.epoch, self._hub.last_seq)
             return [log.head for log in logs]
         if last_event_id == EARLIEST:
             return [log.first for log in logs]
@@ -159,47 +164,16 @@ class Subscription:
 
     # -- waiting --------------------------------------------------------------------
     def ready(self) -> asyncio.Future[None]:
-        """A future that completes when something may be new (a publish, a tick, hub close).
-
-        For a one-topic subscription this is the topic's *shared* future: when a task awaiting
-        it is cancelled, asyncio cancels it for every awaiter. Await it through ``wait()``, or
-        treat a CancelledError while your own task is not being cancelled as a wake-up.
-        """
-        loop = asyncio.get_running_loop()
-        if self._single:
-            topic = self._topics[0]
-            waiter = topic.waiter
-            if waiter is None or waiter.done():
-                waiter = topic.waiter = loop.create_future()
-            return waiter
-        mine: asyncio.Future[None] = loop.create_future()
-        waiters: list[asyncio.Future[None]] = []
-
-        def wake(_: object) -> None:
-            if not mine.done():
-                mine.set_result(None)
-
-        def detach(_: object) -> None:
-            for waiter in waiters:
-                waiter.remove_done_callback(wake)
-
+        """A future of this subscription's own that completes when something may be new
+        (a publish to one of its topics, a heartbeat tick, the hub closing)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for topic in self._topics:
-            waiter = topic.waiter
-            if waiter is None or waiter.done():
-                waiter = topic.waiter = loop.create_future()
-            waiter.add_done_callback(wake)
-            waiters.append(waiter)
-        mine.add_done_callback(detach)
-        return mine
+            topic.waiters.append(waiter)
+        return waiter
 
     async def wait(self) -> None:
-        """Wait until ``ready()``; a sibling's cancellation is a spurious wake-up, not ours."""
-        try:
-            await self.ready()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is None or task.cancelling():
-                raise
+        """Wait until ``ready()``."""
+        await self.ready()
 
     def _check_open(self) -> None:
         if self._closed:

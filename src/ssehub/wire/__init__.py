@@ -6,7 +6,7 @@ Standard library only, no I/O: the server, the client and the LLM relay all use 
 from __future__ import annotations
 
 from ..errors import EventTooLarge, InvalidField, LineTooLong
-from ._encode import encode, encode_comment, encode_retry
+from ._encode import encode, encode_comment, encode_id, encode_retry
 from ._event import Event, check_field
 from ._parse import Parser, is_event_stream
 
@@ -19,6 +19,7 @@ __all__ = [
     "check_field",
     "encode",
     "encode_comment",
+    "encode_id",
     "encode_retry",
     "is_event_stream",
 ]

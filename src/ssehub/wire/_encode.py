@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 
 from ..errors import InvalidField
-from ._event import Event
+from ._event import Event, check_field
 
-__all__ = ["encode", "encode_comment", "encode_retry"]
+__all__ = ["encode", "encode_comment", "encode_id", "encode_retry"]
 
 _LINES = re.compile(r"\r\n|\r|\n")
 
@@ -49,3 +49,10 @@ def encode_retry(ms: int) -> bytes:
     return f"retry: {ms}\n\n".encode("ascii")
 
 
+
+
+def encode_id(ident: str) -> bytes:
+    """An id-only block: it sets the client's last event id without dispatching an event
+    (WHATWG: the id field sets the buffer; a blank line with an empty data buffer dispatches
+    nothing), so a reconnect resumes from there."""
+    return f"id: {check_field('id', ident)}\n\n".encode()

@@ -50,7 +50,7 @@ class Settings:
     cors_credentials: bool = False
     # llm relay
     llm_base_url: str = ""
-    llm_api_key: str = ""
+    llm_api_key: str = field(default="", repr=False)  # a secret: never in a repr or a log
     llm_model: str = ""
     llm_provider: str = "default"
     chat_grace: float = 20.0
@@ -115,8 +115,10 @@ def _validate(s: Settings) -> Settings:
                  "max_subscriptions_per_client", "max_generations"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name} must be at least 1")
-    if s.heartbeat <= 0 or s.retry < 0 or s.chat_grace < 0:
-        raise ConfigError("heartbeat must be > 0, retry and chat_grace >= 0")
+    if s.heartbeat <= 0 or s.retry < 0 or s.shutdown_retry < 0 or s.chat_grace < 0:
+        raise ConfigError("heartbeat must be > 0; retry, shutdown_retry and chat_grace >= 0")
+    if min(s.upstream_connect_timeout, s.upstream_read_timeout, s.demo_tokens_per_second) <= 0:
+        raise ConfigError("upstream timeouts and demo_tokens_per_second must be > 0")
     if s.cors_credentials and "*" in s.cors_origins:
         raise ConfigError("cors_credentials needs explicit origins, not '*'")
     return s

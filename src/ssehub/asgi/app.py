@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from ..brokers import from_url
 from ..config import Settings
 from ..core import Hub
 from ..errors import SSEHubError
@@ -93,7 +94,7 @@ _FAST: dict[tuple[str, str], Any] = {
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> Starlette:
     """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
     settings = settings or Settings()
-    hub = hub or Hub(settings=settings)
+    hub = hub or Hub(from_url(settings.broker), settings=settings)
     # a generation topic must keep a whole answer, so a reload can replay it from the start
     hub.set_retention(PRIVATE_PREFIX, settings.chat_history_size, settings.chat_history_bytes)
     relay = Relay(hub, settings)

@@ -27,6 +27,7 @@ from ..relay import ChatRequest, Relay, parse_chat_request
 from ..relay.generation import TERMINAL
 from ..wire import encode_retry
 from .bodies import read_body
+from .origin import refuse_cross_site
 from .state import HubState, state_of
 from .streaming import HEARTBEAT, SSE_HEADERS
 
@@ -67,11 +68,12 @@ def _client(scope: Scope) -> str:
 
 async def start_chat(request: Request) -> Response:
     state, relay = await _relay(request.scope)
+    refuse_cross_site(request.headers, state.settings)
     raw = await read_body(request.receive, request.headers, state.settings.max_event_bytes)
     try:
         body = json.loads(raw)
-    except ValueError:
-        raise MalformedBody("the body must be JSON") from None
+    except (ValueError, RecursionError):
+        raise MalformedBody("the body must be JSON (and not nested too deeply)") from None
     gen = await relay.start(parse_chat_request(body), client=_client(request.scope))
     root = request.scope.get("root_path", "")
     return JSONResponse({"id": gen.id, "topic": gen.topic,
@@ -105,6 +107,7 @@ class ChatStream:
             self._check_connections(state, scope)
             sub = state.hub.subscribe(f"chat/{gid}", last_event_id=after)
         else:
+            refuse_cross_site(Headers(scope=scope), state.settings)  # it starts a paid call
             prompt = query.get("prompt", "")
             if not prompt.strip():
                 raise MalformedBody("prompt is required")
@@ -114,17 +117,11 @@ class ChatStream:
             gid = gen.id
             sub = state.hub.subscribe(gen.topic, last_event_id="earliest")
         addr = _client(scope)
-        state.connections += 1
-        state.per_client[addr] = state.per_client.get(addr, 0) + 1
+        state.opened(addr)
         try:
             await _stream(sub, gid, receive, send, state.settings)
         finally:
-            state.connections -= 1
-            left = state.per_client.get(addr, 1) - 1
-            if left > 0:
-                state.per_client[addr] = left
-            else:
-                state.per_client.pop(addr, None)
+            state.closed(addr)
 
     @staticmethod
     def _check_connections(state: HubState, scope: Scope) -> None:

@@ -12,10 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import CapacityExceeded, InvalidTopic, RateLimited, SSEHubError
+from ..errors import CapacityExceeded, Forbidden, InvalidTopic, RateLimited, SSEHubError
 from .bodies import parse_publications, read_body
+from .origin import refuse_cross_site
 from .state import HubState, state_of
-from .streaming import stream_subscription
+from .streaming import SSE_HEADERS, stream_subscription
 
 __all__ = ["PRIVATE_PREFIX", "hub_routes"]
 
@@ -35,6 +36,9 @@ class Subscribe:
         state: HubState = state_of(scope)
         if not state.started:
             return self._start_then_open(state, scope, receive, send)
+        if scope["method"] == "HEAD":  # the headers a GET would get, and no endless body
+            return Response(status_code=200, headers={k.decode(): v.decode() for k, v in SSE_HEADERS})(
+                scope, receive, send)
         settings = state.settings
         query = QueryParams(scope["query_string"])
         topics = query.getlist("topic")
@@ -71,9 +75,14 @@ class Publish:
         state: HubState = state_of(scope)
         await state.ensure_started()
         headers = Headers(scope=scope)
+        refuse_cross_site(headers, state.settings)
         body = await read_body(receive, headers, state.settings.max_event_bytes)
         pubs, batch = parse_publications(body, headers, QueryParams(scope["query_string"]))
         hub = state.hub
+        for p in pubs:
+            for topic in p.topics:
+                if isinstance(topic, str) and topic.startswith(PRIVATE_PREFIX):
+                    raise Forbidden(f"topics under {PRIVATE_PREFIX} are written by the LLM relay only")
         # Validate every publication before publishing any: a bad batch publishes nothing.
         prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
         ids = [await hub.commit(p) for p in prepared]

@@ -37,10 +37,19 @@ _LOOPBACK = ("all://127.0.0.1", "all://localhost", "all://[::1]")
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Remove every secret from a message before anyone sees it."""
+    """Remove every secret from a message before anyone sees it — also the start of one that
+    the message's clipping (a trailing "…") cut in two."""
     for secret in secrets:
-        if secret and secret in text:
+        if not secret:
+            continue
+        if secret in text:
             text = text.replace(secret, "***")
+        if text.endswith("…"):
+            body = text[:-1]
+            for k in range(min(len(secret), len(body)), 3, -1):
+                if body.endswith(secret[:k]):
+                    text = body[:-k] + "***…"
+                    break
     return text
 
 

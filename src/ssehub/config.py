@@ -39,6 +39,7 @@ class Settings:
     history_size: int = 1000  # events retained per topic
     history_bytes: int = 4 * 1024 * 1024  # encoded bytes retained per topic
     max_topics: int = 100_000  # topics kept in memory; idle ones beyond are forgotten
+    max_retained_bytes: int = 512 * 1024 * 1024  # history across all topics; idle LRU forgotten
     slow_consumer: str = "gap"  # "gap" | "disconnect"
     max_event_bytes: int = 1024 * 1024  # request body / event size limit
     max_chunk_bytes: int = 256 * 1024  # bytes handed to one send() at most
@@ -110,9 +111,9 @@ def _validate(s: Settings) -> Settings:
     if s.slow_consumer not in ("gap", "disconnect"):
         raise ConfigError("slow_consumer must be 'gap' or 'disconnect'")
     for name in ("history_size", "history_bytes", "chat_history_size", "chat_history_bytes",
-                 "max_event_bytes", "max_chunk_bytes", "max_topics", "max_topics_per_subscription",
-                 "max_connections",
-                 "max_subscriptions_per_client", "max_generations"):
+                 "max_event_bytes", "max_chunk_bytes", "max_topics", "max_retained_bytes",
+                 "max_topics_per_subscription", "max_connections", "max_subscriptions_per_client",
+                 "max_generations"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name} must be at least 1")
     if s.heartbeat <= 0 or s.retry < 0 or s.shutdown_retry < 0 or s.chat_grace < 0:

@@ -341,3 +341,16 @@ async def test_a_leaving_subscriber_wakes_nobody_else() -> None:
         assert not any(t.done() for t in tasks[1:])
         await hub.publish("t", "x")
         assert all(b"data: x" in c for c in await asyncio.wait_for(asyncio.gather(*tasks[1:]), 5))
+
+
+async def test_memory_is_bounded_hub_wide_by_forgetting_idle_topics() -> None:
+    async with Hub(settings=settings(history_bytes=10_000, max_retained_bytes=50_000)) as hub:
+        first = await hub.publish("t0", "x" * 900)
+        async with hub.subscribe("busy"):
+            for i in range(1, 200):
+                await hub.publish([f"t{i}", "busy"] if i % 50 == 0 else f"t{i}", "x" * 900)
+            assert hub.retained_bytes <= 50_000
+            assert sum(t.log.retained_bytes for t in hub._topics.values()) == hub.retained_bytes
+            assert hub.subscriber_count("busy") == 1 and "busy" in {t["topic"] for t in hub.topics()}
+        got = await take(hub.subscribe("t0", last_event_id=first), 1)
+        assert gap_of(got[0])["reason"] == "evicted"  # forgotten, and said so

@@ -80,6 +80,8 @@ class Hub:
         self.last_seq = 0
         #: highest seq of any topic forgotten to respect max_topics; resumes below it get a gap
         self.forgotten_seq = 0
+        #: encoded bytes retained across all topics (bounded by max_retained_bytes)
+        self.retained_bytes = 0
         self.tick_count = 0
         self.closed = False
         self._topics: OrderedDict[str, Topic] = OrderedDict()
@@ -160,12 +162,20 @@ class Hub:
         stored = Event(value.data, value.event, ident, value.retry)
         frame = b"id: " + ident.encode() + b"\n" + body  # == encode(stored): the id line is first
         now = self.clock()
+        grown = 0
         for name in names:
             topic = self._topics.get(name) or self._create(name, names)
-            topic.log.append(seq, frame, stored)
+            log = topic.log
+            before = log.retained_bytes
+            log.append(seq, frame, stored)
+            grown += log.retained_bytes - before
             topic.last_used = now
             if topic.waiters:
                 topic.wake()
+        self.retained_bytes += grown
+        if self.retained_bytes > self.settings.max_retained_bytes:
+            while self.retained_bytes > self.settings.max_retained_bytes and self._forget_idle(names):
+                pass
         return ident
 
     async def publish(
@@ -213,9 +223,10 @@ class Hub:
         self._topics[name] = topic
         return topic
 
-    def _forget_idle(self, protect: Sequence[str]) -> None:
+    def _forget_idle(self, protect: Sequence[str]) -> int:
         """Drop the least recently used topics nobody subscribes to (10% at a time), never
-        one named in ``protect`` (the topics of the publish or subscription in progress)."""
+        one named in ``protect`` (the topics of the publish or subscription in progress).
+        Returns how many were dropped."""
         keep = set(protect)
         victims = heapq.nsmallest(
             max(1, len(self._topics) // 10),
@@ -224,7 +235,9 @@ class Hub:
         )
         for topic in victims:
             self.forgotten_seq = max(self.forgotten_seq, topic.log.last_seq)
+            self.retained_bytes -= topic.log.retained_bytes
             del self._topics[topic.name]
+        return len(victims)
 
     # -- presence -------------------------------------------------------------------
     def add_presence_listener(self, listener: PresenceListener) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from .errors import SSEHubError, Unavailable
-from .wire import Event, Parser
+from .wire import Event, Parser, is_event_stream
 
 __all__ = ["ClientError", "publish", "subscribe"]
 
@@ -113,6 +113,11 @@ async def subscribe(
                     if 400 <= response.status_code < 500 and response.status_code != 429:
                         await response.aread()
                         raise ClientError(_error_message(response), response.status_code)
+                    if response.status_code == 200 and not is_event_stream(
+                            response.headers.get("content-type")):
+                        # EventSource fails the connection for any other type: so do we
+                        raise ClientError("the server did not answer with text/event-stream "
+                                          f"({response.headers.get('content-type')!r})", 200)
                     if response.status_code == 200:
                         parser = Parser()
                         async for chunk in response.aiter_raw():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from ssehub.core import TopicLog
-from ssehub.wire import Event
 
 
 def fill(log: TopicLog, seqs: range | list[int], size: int = 10) -> None:
     for s in seqs:
-        log.append(s, b"x" * size, Event(str(s), id=f"1-{s}"))
+        log.append(s, (b"%d:" % s).ljust(size, b"x"))
 
 
 def test_append_and_positions() -> None:
@@ -28,14 +27,14 @@ def test_eviction_by_count_records_the_evicted_seq() -> None:
     assert len(log) == 3
     assert log.first == 2 and log.head == 5
     assert log.evicted_seq == 2
-    assert [e.data for e in log.events[log.first - log.base:]] == ["3", "4", "5"]
+    assert [f.split(b":")[0] for f in log.frames[log.first - log.base:]] == [b"3", b"4", b"5"]
 
 
 def test_eviction_by_bytes_keeps_at_least_the_newest() -> None:
     log = TopicLog(max_events=100, max_bytes=25)
     fill(log, range(1, 4), size=10)
     assert len(log) == 2 and log.retained_bytes == 20
-    log.append(4, b"y" * 100, Event("big"))
+    log.append(4, b"y" * 100)
     assert len(log) == 1 and log.retained_bytes == 100 and log.evicted_seq == 3
 
 

@@ -159,15 +159,14 @@ class Hub:
         seq = await self.broker.append(names, value.data, value.event, value.retry)
         self.last_seq = seq
         ident = format_id(self.epoch, seq)
-        stored = Event(value.data, value.event, ident, value.retry)
-        frame = b"id: " + ident.encode() + b"\n" + body  # == encode(stored): the id line is first
+        frame = b"id: " + ident.encode() + b"\n" + body  # == encode() with the id: its line is first
         now = self.clock()
         grown = 0
         for name in names:
             topic = self._topics.get(name) or self._create(name, names)
             log = topic.log
             before = log.retained_bytes
-            log.append(seq, frame, stored)
+            log.append(seq, frame)
             grown += log.retained_bytes - before
             topic.last_used = now
             if topic.waiters:
@@ -261,7 +260,7 @@ class Hub:
         out: list[dict[str, object]] = []
         for t in self._topics.values():
             if t.subscribers or len(t.log):
-                last = t.log.events[-1].id if len(t.log) else None
+                last = format_id(self.epoch, t.log.last_seq) if len(t.log) else None
                 out.append({"topic": t.name, "subscribers": t.subscribers, "last_event_id": last,
                             "retained": len(t.log)})
         return out

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from ..wire import Event
-
 __all__ = ["TopicLog"]
 
 _COMPACT_AT = 1024  # evicted slots kept before the lists are compacted
@@ -24,7 +22,6 @@ class TopicLog:
         "_cum_base",
         "base",
         "cum",
-        "events",
         "evicted_seq",
         "frames",
         "max_bytes",
@@ -40,7 +37,6 @@ class TopicLog:
         self.evicted_seq = evicted_seq
         self.seqs: list[int] = []
         self.frames: list[bytes] = []
-        self.events: list[Event] = []
         #: cum[i] = bytes of all frames up to and including list slot i (running total)
         self.cum: list[int] = []
         #: list slot of the oldest retained entry
@@ -85,11 +81,10 @@ class TopicLog:
         return max(lo + 1, bisect_right(cum, before + max_bytes, lo, hi))
 
     # -- mutation -------------------------------------------------------------------
-    def append(self, seq: int, frame: bytes, event: Event) -> None:
+    def append(self, seq: int, frame: bytes) -> None:
         size = len(frame)
         self.seqs.append(seq)
         self.frames.append(frame)
-        self.events.append(event)
         self.cum.append((self.cum[-1] if self.cum else self._cum_base) + size)
         self._bytes += size
         if len(self.seqs) - self.start > self.max_events or self._bytes > self.max_bytes:
@@ -97,21 +92,18 @@ class TopicLog:
 
     def _evict(self) -> None:
         # Keep at least the newest entry, even when it alone is over max_bytes.
-        seqs, frames, events = self.seqs, self.frames, self.events
+        seqs, frames = self.seqs, self.frames
         last = len(seqs) - 1
         start = self.start
         while start < last and (last + 1 - start > self.max_events or self._bytes > self.max_bytes):
             self._bytes -= len(frames[start])
             self.evicted_seq = seqs[start]
             frames[start] = b""  # release memory now; the slot goes at the next compaction
-            events[start] = _EVICTED
             start += 1
         self.start = start
         if start >= _COMPACT_AT and start * 2 >= len(seqs):
             self._cum_base = self.cum[start - 1]
-            del seqs[:start], frames[:start], events[:start], self.cum[:start]
+            del seqs[:start], frames[:start], self.cum[:start]
             self.base += start
             self.start = 0
 
-
-_EVICTED = Event()

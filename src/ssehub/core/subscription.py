@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from heapq import merge
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..wire import Event, encode
+from ..wire import Event, Parser, encode
 from .positions import EARLIEST, format_id, parse_id
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ class Subscription:
         self._topics = topics
         self._single = len(topics) == 1
         self._pending: list[Event] = []  # gap events to send before anything else
-        self._last_ids: list[str | None] = [last_event_id] * len(topics)
+        #: per topic, what was delivered last: the resume id given, or the seq of an event
+        self._last_ids: list[str | int | None] = [last_event_id] * len(topics)
         self._cursors = self._start(last_event_id)
         self._closed = False
         self._tick = hub.tick_count
@@ -101,32 +102,34 @@ class Subscription:
         if self._hub.settings.slow_consumer == "disconnect":
             self.close()
             raise SlowConsumer(f"subscriber fell behind the retained history of {topic.name!r}")
-        self._pending.append(self._hub.gap_event(topic.name, self._last_ids[i], GapReason.SLOW_CONSUMER))
+        last = self._last_ids[i]
+        if isinstance(last, int):
+            last = format_id(self._hub.epoch, last)
+        self._pending.append(self._hub.gap_event(topic.name, last, GapReason.SLOW_CONSUMER))
         return topic.log.first
 
-    def _take(self, frames: bool) -> list[Any]:
-        """Everything new (pending gaps first), at most max_chunk_bytes of frames; cursors advance."""
+    def _take(self) -> list[bytes]:
+        """Frames of everything new (pending gaps first), at most max_chunk_bytes of events;
+        the cursors advance past what is returned."""
         limit = self._hub.settings.max_chunk_bytes
-        if self._single:
-            log = self._topics[0].log
-            cur = self._cursors[0]
-            if cur < log.first:
-                cur = self._behind(0)
-            head = log.head
-            out: list[Any] = []
-            if self._pending:
-                out = [encode(e) for e in self._pending] if frames else list(self._pending)
-                self._pending.clear()
-            if cur < head:
-                base = log.base
-                lo, hi = cur - base, log.slot_end(cur - base, head - base, limit)
-                out += (log.frames if frames else log.events)[lo:hi]
-                self._cursors[0] = base + hi
-                self._last_ids[0] = log.events[hi - 1].id
-            return out
-        return self._take_merged(frames, limit)
+        if not self._single:
+            return self._take_merged(limit)
+        log = self._topics[0].log
+        cur = self._cursors[0]
+        if cur < log.first:
+            cur = self._behind(0)
+        head = log.head
+        out = [encode(e) for e in self._pending]
+        self._pending.clear()
+        if cur < head:
+            base = log.base
+            lo, hi = cur - base, log.slot_end(cur - base, head - base, limit)
+            out += log.frames[lo:hi]
+            self._cursors[0] = base + hi
+            self._last_ids[0] = log.seqs[hi - 1]
+        return out
 
-    def _take_merged(self, frames: bool, limit: int) -> list[Any]:
+    def _take_merged(self, limit: int) -> list[bytes]:
         runs = []
         for i, topic in enumerate(self._topics):
             log = topic.log
@@ -137,7 +140,7 @@ class Subscription:
                 base = log.base
                 # whole runs: the byte limit is applied across the merge, in seq order
                 runs.append([(log.seqs[k], k, i) for k in range(cur - base, head - base)])
-        out: list[Any] = [encode(e) for e in self._pending] if frames else list(self._pending)
+        out = [encode(e) for e in self._pending]
         self._pending.clear()
         if not runs:
             return out
@@ -147,9 +150,8 @@ class Subscription:
                 continue
             if taken and size >= limit:
                 break
-            log = self._topics[i].log
-            frame = log.frames[k]
-            out.append(frame if frames else log.events[k])
+            frame = self._topics[i].log.frames[k]
+            out.append(frame)
             size += len(frame)
             last_seq, taken = seq, taken + 1
         # advance each cursor past every entry up to and including last_seq
@@ -159,7 +161,7 @@ class Subscription:
                 new = min(log.index_after(last_seq), log.head)
                 if new > self._cursors[i]:
                     self._cursors[i] = new
-                    self._last_ids[i] = log.events[new - 1 - log.base].id
+                    self._last_ids[i] = log.seqs[new - 1 - log.base]
         return out
 
     # -- waiting --------------------------------------------------------------------
@@ -200,9 +202,9 @@ class Subscription:
             if log.start <= slot < end:
                 end = log.slot_end(slot, end, self._hub.settings.max_chunk_bytes)
                 self._cursors[0] = base + end
-                self._last_ids[0] = log.events[end - 1].id
+                self._last_ids[0] = log.seqs[end - 1]
                 return log.frames[slot] if end - slot == 1 else b"".join(log.frames[slot:end])
-        out = self._take(True)
+        out = self._take()
         if out:  # even when the hub is closing: what it accepted is delivered first
             return out[0] if len(out) == 1 else b"".join(out)
         self._check_open()
@@ -229,7 +231,12 @@ class Subscription:
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
-            self._buffer.extend(self._take(False))
+            frames = self._take()
+            if frames:
+                # The log keeps encoded frames only (one copy of each event): the library
+                # form decodes them again. A gap has no id of its own.
+                for event in Parser().feed(b"".join(frames)):
+                    self._buffer.append(Event(event.data, "gap") if event.event == "gap" else event)
             if not self._buffer:
                 try:
                     self._check_open()

@@ -354,3 +354,12 @@ async def test_memory_is_bounded_hub_wide_by_forgetting_idle_topics() -> None:
             assert hub.subscriber_count("busy") == 1 and "busy" in {t["topic"] for t in hub.topics()}
         got = await take(hub.subscribe("t0", last_event_id=first), 1)
         assert gap_of(got[0])["reason"] == "evicted"  # forgotten, and said so
+
+
+async def test_library_events_keep_their_fields() -> None:
+    async with Hub(settings=settings()) as hub:
+        sub = hub.subscribe("t")
+        ident = await hub.publish("t", "a\nb", event="tick", retry=1500)
+        plain = await hub.publish("t", "c")
+        got = await take(sub, 2)
+        assert got == [Event("a\nb", "tick", ident, 1500), Event("c", None, plain, None)]

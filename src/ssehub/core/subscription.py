@@ -231,12 +231,14 @@ class Subscription:
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
-            frames = self._take()
-            if frames:
-                # The log keeps encoded frames only (one copy of each event): the library
-                # form decodes them again. A gap has no id of its own.
-                for event in Parser().feed(b"".join(frames)):
-                    self._buffer.append(Event(event.data, "gap") if event.event == "gap" else event)
+            # The log keeps encoded frames only (one copy of each event): the library form
+            # decodes them again, one frame at a time so that each event keeps its own id
+            # (a gap has none) and retry hint.
+            for frame in self._take():
+                parser = Parser()
+                for event in parser.feed(frame):
+                    self._buffer.append(Event(event.data, event.event,
+                                              None if event.event == "gap" else event.id, parser.retry))
             if not self._buffer:
                 try:
                     self._check_open()

@@ -30,7 +30,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8181
     broker: str = "memory://"
+    workers: int = 1  # processes serving one port (needs a shared broker: redis://)
     log_level: str = "info"
+    log_format: str = "text"  # "text" | "json" (one JSON object per line, for log shippers)
+    access_log: bool = False  # one line per request (query tokens are never written)
     trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For names the client
     # hub
     heartbeat: float = 15.0  # seconds between comment lines on an idle stream
@@ -46,6 +49,23 @@ class Settings:
     max_topics_per_subscription: int = 64
     max_connections: int = 100_000
     max_subscriptions_per_client: int = 10_000
+    max_header_bytes: int = 16 * 1024  # request line + headers; beyond → 431
+    header_timeout: float = 10.0  # seconds a client may take to send its request head
+    max_last_event_id: int = 256  # bytes of a Last-Event-ID / last_event_id; beyond → 400
+    # redis broker
+    namespace: str = "ssehub"  # the unit of ordering: every key of it shares one hash tag
+    broker_timeout: float = 1.0  # seconds a broker call may take before 503
+    generation_ttl: float = 3600.0  # seconds a finished generation's topic is kept in Redis
+    generation_lease: float = 5.0  # seconds without a refresh before a generation is lost
+    # security
+    allowed_hosts: tuple[str, ...] = ()  # Host values served; empty: loopback names + bound address
+    jwt_secret: str = field(default="", repr=False)  # HS256 key; auth is on when set
+    jwt_public_key: str = field(default="", repr=False)  # PEM text or @path (RS256/ES256)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: float = 30.0  # seconds of clock skew accepted for exp/nbf
+    public_topics: tuple[str, ...] = ()  # topic patterns readable without a token
+    metrics_token: str = field(default="", repr=False)  # lets non-loopback clients read /metrics
     # cors
     cors_origins: tuple[str, ...] = ()
     cors_credentials: bool = False
@@ -59,6 +79,10 @@ class Settings:
     chat_history_bytes: int = 8 * 1024 * 1024
     max_generations: int = 256
     chat_rate_per_minute: int = 60
+    max_generations_per_client: int = 8  # running generations per client address
+    max_prompt_bytes: int = 256 * 1024  # UTF-8 bytes of all messages of one chat request
+    max_tokens_limit: int = 32_768  # the largest max_tokens a client may ask for
+    simulator_faults: bool = False  # demo fault models (ssehub-demo+stall, …): for tests only
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 120.0
     demo_tokens_per_second: float = 40.0
@@ -69,7 +93,7 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
-_SECRET = {"llm_api_key"}
+_SECRET = {"llm_api_key", "jwt_secret", "jwt_public_key", "metrics_token"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -108,18 +132,27 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _validate(s: Settings) -> Settings:
+    if s.log_format not in ("text", "json"):
+        raise ConfigError("log_format must be 'text' or 'json'")
+    if not s.namespace or any(c in s.namespace for c in "{}") or len(s.namespace) > 64:
+        raise ConfigError("namespace must be 1 to 64 characters without braces")
+    if s.jwt_secret and s.jwt_public_key:
+        raise ConfigError("set jwt_secret (HS256) or jwt_public_key (RS256/ES256), not both")
     if s.slow_consumer not in ("gap", "disconnect"):
         raise ConfigError("slow_consumer must be 'gap' or 'disconnect'")
     for name in ("history_size", "history_bytes", "chat_history_size", "chat_history_bytes",
                  "max_event_bytes", "max_chunk_bytes", "max_topics", "max_retained_bytes",
                  "max_topics_per_subscription", "max_connections", "max_subscriptions_per_client",
-                 "max_generations"):
+                 "max_generations", "workers", "max_header_bytes", "max_last_event_id",
+                 "max_generations_per_client", "max_prompt_bytes", "max_tokens_limit"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name} must be at least 1")
     if s.heartbeat <= 0 or s.retry < 0 or s.shutdown_retry < 0 or s.chat_grace < 0:
         raise ConfigError("heartbeat must be > 0; retry, shutdown_retry and chat_grace >= 0")
     if min(s.upstream_connect_timeout, s.upstream_read_timeout, s.demo_tokens_per_second) <= 0:
         raise ConfigError("upstream timeouts and demo_tokens_per_second must be > 0")
+    if min(s.header_timeout, s.broker_timeout, s.generation_ttl, s.generation_lease) <= 0 or s.jwt_leeway < 0:
+        raise ConfigError("header_timeout, broker_timeout, generation_ttl and generation_lease must be > 0")
     if s.cors_credentials and "*" in s.cors_origins:
         raise ConfigError("cors_credentials needs explicit origins, not '*'")
     return s

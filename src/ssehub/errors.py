@@ -15,6 +15,7 @@
     ├── NotFound                     (404)
     ├── PayloadTooLarge              (413)
     ├── RateLimited                  (429)
+    ├── HeaderTooLarge               (431)  request line + headers over max_header_bytes
     ├── UpstreamError                (502)  the LLM upstream failed; carries upstream_status
     └── Unavailable                  (503)
         ├── HubClosed
@@ -33,6 +34,7 @@ __all__ = [
     "CapacityExceeded",
     "EventTooLarge",
     "Forbidden",
+    "HeaderTooLarge",
     "HubClosed",
     "InvalidField",
     "InvalidTopic",
@@ -105,6 +107,10 @@ class PayloadTooLarge(SSEHubError):
 
 class RateLimited(SSEHubError):
     status = 429
+
+
+class HeaderTooLarge(SSEHubError):
+    status = 431
 
 
 class UpstreamError(SSEHubError):

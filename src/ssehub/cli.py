@@ -44,7 +44,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     flags = {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
     settings = load_settings(flags, config_file=args.config)
-    run(settings)
+    if settings.workers > 1:
+        from .workers import run_workers
+
+        run_workers(settings)
+    else:
+        run(settings)
     return 0
 
 

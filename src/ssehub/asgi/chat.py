@@ -82,8 +82,8 @@ async def start_chat(request: Request) -> Response:
 
 async def stop_chat(request: Request) -> Response:
     _, relay = await _relay(request.scope)
-    gen = await relay.stop(request.path_params["id"])
-    return JSONResponse({"id": gen.id, "finish_reason": "cancelled"})
+    gid = await relay.stop(request.path_params["id"])
+    return JSONResponse({"id": gid, "finish_reason": "cancelled"})
 
 
 async def models(request: Request) -> Response:
@@ -100,7 +100,7 @@ class ChatStream:
         resume = Headers(scope=scope).get("last-event-id") or query.get("last_event_id")
         if resume:
             gid, _, after = resume.partition("/")
-            status = relay.status(gid)
+            status = await relay.find(gid)
             if not after or status is None or status == ("finished", after):
                 await Response(status_code=204)(scope, receive, send)
                 return

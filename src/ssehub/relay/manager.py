@@ -5,10 +5,18 @@
 503) and ``chat_rate_per_minute`` starts per client address (a token bucket; else
 RateLimited, 429).
 
-Grace: a generation whose topic has no local subscriber is cancelled after ``chat_grace``
-seconds — armed when it starts (the client has that long to subscribe after ``POST /chat``)
-and whenever the last reader leaves; disarmed when a reader arrives. Presence is the hub's
-*local* subscriber count.
+Grace: a generation whose topic has no reader is cancelled after ``chat_grace`` seconds —
+armed when it starts (the client has that long to subscribe after ``POST /chat``) and
+whenever the last reader leaves; disarmed when a reader arrives. Readers are the hub's local
+subscribers of the topic plus, when several processes share a broker, those of the other
+processes (``coordination``): they report their counts, and the owner checks them again
+before it cancels.
+
+Across processes (``Coordination.shared``): a generation is claimed in the shared record when
+it starts and its lease is refreshed every ``generation_lease / 3`` seconds; stop and status
+requests for a generation that runs elsewhere go through the record; and a process whose
+readers follow a generation whose owner stopped refreshing its lease (it died) publishes one
+terminal ``error`` ("generation lost") for it.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ import httpx
 
 from ..config import Settings
 from ..errors import CapacityExceeded, NotFound, RateLimited
-from .generation import Generation, new_id
+from .coordination import Coordination, LocalCoordination, Status
+from .generation import Generation, new_id, publish_json
 from .providers import Providers
 from .request import ChatRequest
 from .upstream import Upstream
@@ -36,6 +45,8 @@ __all__ = ["RateLimiter", "Relay"]
 log = logging.getLogger("ssehub.relay")
 FINISHED_MEMORY = 10_000  # recently finished generations remembered (id → terminal event id)
 STOP_WAIT = 5.0
+PREFIX = "chat/"  # generation topics: the relay owns this prefix
+LOST = {"message": "generation lost: the process running it stopped", "status": None}
 
 
 class RateLimiter:
@@ -80,8 +91,14 @@ class Relay:
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        coordination: Coordination | None = None,
     ) -> None:
         self.hub = hub
+        self.coord: Coordination = coordination or LocalCoordination()
+        #: generations running elsewhere that have readers here: gid → local reader count
+        self._followed: dict[str, int] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._keeper: asyncio.Task[None] | None = None
         self.settings = settings or Settings()
         self.providers = Providers.from_settings(self.settings, os.environ if environ is None else environ)
         self.demo_base_url: str | None = None  # where the in-process demo provider listens
@@ -102,6 +119,10 @@ class Relay:
             self._upstream = Upstream(self.settings, transport=self._transport)
             self.hub.add_presence_listener(self._on_presence)
             self._closed = False
+            if self.coord.shared:
+                await self.coord.start(self._remote_stop, self._remote_readers_changed)
+                loop = asyncio.get_running_loop()
+                self._keeper = loop.create_task(self._keep(), name="ssehub-relay-keeper")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -120,6 +141,13 @@ class Relay:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=1.0)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=1.0)
+        if self.coord.shared:
+            await self.coord.close()
         if self._upstream is not None:
             with contextlib.suppress(ValueError):
                 self.hub.remove_presence_listener(self._on_presence)
@@ -148,6 +176,8 @@ class Relay:
             if not base_url:
                 raise CapacityExceeded("the demo provider is not reachable (no listening address known)")
         gen = Generation(new_id(), provider, model, request, client)
+        if self.coord.shared:
+            await self.coord.claim(gen.id)  # BrokerUnavailable (503) when the record cannot be written
         self._running[gen.id] = gen
         self.stats["started"] += 1
         gen.task = asyncio.get_running_loop().create_task(
@@ -162,26 +192,43 @@ class Relay:
         log.info("generation %s… started: provider=%s model=%s", gen.short, provider.name, model)
         return gen
 
-    async def stop(self, gid: str) -> Generation:
-        """Cancel a running generation; returns once its topic ended. NotFound otherwise."""
+    async def stop(self, gid: str) -> str:
+        """Cancel a running generation (here or, through the shared record, on the process
+        that runs it); returns once its topic ended. NotFound otherwise."""
         gen = self._running.get(gid)
+        if gen is None and self.coord.shared and await self.coord.request_stop(gid):
+            deadline = time.monotonic() + STOP_WAIT
+            while time.monotonic() < deadline:
+                status = await self.coord.status(gid)
+                if status is None or status[0] != "running":
+                    break
+                await asyncio.sleep(0.05)
+            return gid
         if gen is None or not gen.cancel("stop"):
             raise NotFound("no running generation with that id")
         if gen.task is not None:
             await asyncio.wait([gen.task], timeout=STOP_WAIT)
-        return gen
+        return gid
 
     def get(self, gid: str) -> Generation | None:
         """The running generation with that id, else None."""
         return self._running.get(gid)
 
-    def status(self, gid: str) -> tuple[str, str | None] | None:
-        """("running", None), ("finished", terminal event id) or None when unknown."""
+    def status(self, gid: str) -> Status | None:
+        """("running", None), ("finished", terminal event id) or None when unknown here."""
         if gid in self._running:
             return ("running", None)
         if gid in self._finished:
             return ("finished", self._finished[gid])
         return None
+
+    async def find(self, gid: str) -> Status | None:
+        """``status`` here, else what the shared record says (another process runs it, or
+        ran it: ("finished", id), ("lost", None))."""
+        status = self.status(gid)
+        if status is None and self.coord.shared:
+            status = await self.coord.status(gid)
+        return status
 
     def models(self) -> dict[str, Any]:
         return self.providers.public()
@@ -195,6 +242,8 @@ class Relay:
         self._finished[gen.id] = gen.terminal_id
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
+        if self.coord.shared:
+            self._spawn(self.coord.finish(gen.id, gen.terminal_id, self.settings.generation_ttl))
         s = self.stats
         s[gen.outcome or "error"] += 1
         s["tokens"] += gen.tokens
@@ -207,10 +256,15 @@ class Relay:
 
     # -- presence and grace ---------------------------------------------------------
     def _on_presence(self, topic: str, count: int) -> None:
-        if not topic.startswith("chat/"):
+        if not topic.startswith(PREFIX):
             return
-        gen = self._running.get(topic[5:])
-        if gen is None or not gen.running:
+        gid = topic[len(PREFIX):]
+        gen = self._running.get(gid)
+        if gen is None:
+            if self.coord.shared and gid not in self._finished:
+                self._follow(gid, count)
+            return
+        if not gen.running:
             return
         if count > 0:
             if gen.grace is not None:
@@ -225,5 +279,77 @@ class Relay:
 
     def _expire(self, gen: Generation) -> None:
         gen.grace = None
-        if gen.running and self.hub.subscriber_count(gen.topic) == 0:
+        if not gen.running or self.hub.subscriber_count(gen.topic) > 0:
+            return
+        if not self.coord.shared:
             gen.cancel("grace")
+            return
+
+        async def check_elsewhere() -> None:
+            try:
+                elsewhere = await self.coord.remote_readers(gen.id)
+            except Exception as exc:  # the record is unreachable: nobody can prove a reader
+                log.warning("generation %s…: cannot count remote readers (%s)", gen.short, exc)
+                elsewhere = 0
+            # a reader elsewhere keeps it; its process reports when the last one leaves
+            if gen.running and gen.grace is None and not elsewhere and \
+                    self.hub.subscriber_count(gen.topic) == 0:
+                gen.cancel("grace")
+
+        self._spawn(check_elsewhere())
+
+    # -- across processes -----------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("relay coordination failed: %s", task.exception())
+
+    def _follow(self, gid: str, count: int) -> None:
+        """Readers here of a generation that runs elsewhere: report them to its owner."""
+        if count > 0:
+            self._followed[gid] = count
+        else:
+            self._followed.pop(gid, None)
+        self._spawn(self.coord.set_readers(gid, count))
+
+    def _remote_stop(self, gid: str) -> None:
+        gen = self._running.get(gid)
+        if gen is not None:
+            gen.cancel("stop")
+
+    def _remote_readers_changed(self, gid: str) -> None:
+        gen = self._running.get(gid)
+        if gen is None or not gen.running or self.hub.subscriber_count(gen.topic) > 0:
+            return
+        # the count elsewhere changed: the grace period starts again from now; at its end
+        # the owner cancels only if nobody anywhere reads
+        if gen.grace is not None:
+            gen.grace.cancel()
+        self._arm(gen)
+
+    async def _keep(self) -> None:
+        """Refresh the leases of generations running here; find the lost ones followed here."""
+        period = self.settings.generation_lease / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                running = [g for g in self._running.values() if g.running]
+                await self.coord.refresh([g.id for g in running])
+                for gen in running:  # readers elsewhere that vanished without a word (died)
+                    if gen.grace is None and self.hub.subscriber_count(gen.topic) == 0 \
+                            and not await self.coord.remote_readers(gen.id) and gen.grace is None:
+                        self._arm(gen)
+                for gid in list(self._followed):
+                    if gid not in self._running and await self.coord.claim_lost(gid):
+                        self._followed.pop(gid, None)
+                        log.warning("generation %s… lost: its process stopped refreshing its lease", gid[:6])
+                        await publish_json(self.hub, PREFIX + gid, "error", LOST)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("relay coordination: %s", exc)

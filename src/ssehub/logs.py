@@ -50,13 +50,19 @@ class RedactTokens(logging.Filter):
     """Redacts token query parameters in a record's message and its string arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact_query(record.msg)
+        # The arguments first, in place: uvicorn's access formatter reads them one by one.
         args = record.args
         if isinstance(args, tuple):
             record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in args)
         elif isinstance(args, dict):
             record.args = {k: redact_query(v) if isinstance(v, str) else v for k, v in args.items()}
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not fit: logging reports it itself
+            return True
+        redacted = redact_query(message)
+        if redacted != message:  # a token in the template, or put together by the formatting
+            record.msg, record.args = redacted, None
         return True
 
 

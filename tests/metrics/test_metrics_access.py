@@ -5,8 +5,11 @@ with the client address set in the ASGI scope, as a server would set it."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from ssehub.asgi import create_app
 from ssehub.asgi.metrics import is_loopback
@@ -125,3 +128,42 @@ def test_rejection_reasons(error: SSEHubError, reason: str) -> None:
 def test_is_loopback() -> None:
     assert is_loopback("127.3.4.5") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
     assert not is_loopback("128.0.0.1") and not is_loopback("localhost") and not is_loopback("::")
+
+
+async def test_the_console_metrics_link_works_also_when_mounted() -> None:
+    for prefix in ("", "/hub"):
+        hub_app = create_app(Settings())
+        app: Any = Starlette(routes=[Mount(prefix, app=hub_app)]) if prefix else hub_app
+        status, _, page = await get(app, "127.0.0.1", path=f"{prefix}/console")
+        assert status == 200
+        href = page.decode().split('>Metrics</a>')[0].rsplit('href="', 1)[1].split('"')[0]
+        target = urljoin(f"http://127.0.0.1{prefix}/console", href)
+        path = target.removeprefix("http://127.0.0.1")
+        assert path == f"{prefix}/metrics"
+        status, headers, body = await get(app, "127.0.0.1", path=path)
+        assert status == 200 and headers["content-type"].startswith("text/plain")
+        assert b"ssehub_connections" in body
+
+
+async def test_hub_stats_are_read_at_scrape_time() -> None:
+    """The hub's own counters (``hub.stats``, kept by the core) become metric families."""
+    app = create_app(Settings())
+    hub = app.state.hub
+    stats = getattr(hub, "stats", None)
+    if stats is None:
+        hub.stats = stats = {}
+    stats.update({"published": 7, "gaps_slow_consumer": 2, "gaps_unknown-id": 1, "slow_consumer_cuts": 3,
+                  "broker_round_trips": 10, "broker_rtt_seconds_sum": 0.25, "broker_outages": 1,
+                  "broker_up": 0})
+    samples = parse((await get(app, "127.0.0.1"))[2].decode())
+    assert value(samples, "ssehub_events_published_total") == 7
+    assert value(samples, "ssehub_gaps_total", reason="slow-consumer") == 2
+    assert value(samples, "ssehub_gaps_total", reason="unknown-id") == 1
+    assert value(samples, "ssehub_slow_consumer_cuts_total") == 3
+    assert value(samples, "ssehub_broker_round_trip_seconds_count") == 10
+    assert value(samples, "ssehub_broker_round_trip_seconds_sum") == 0.25
+    assert value(samples, "ssehub_broker_outages_total") == 1
+    assert ("ssehub_broker_up", ()) in samples and value(samples, "ssehub_broker_up") == 0
+    stats["published"] = 9  # read again at the next scrape, nothing cached
+    samples = parse((await get(app, "127.0.0.1"))[2].decode())
+    assert value(samples, "ssehub_events_published_total") == 9

@@ -12,13 +12,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ssehub"
 # layer → modules (prefixes) it must never import
 FORBIDDEN = {
     "wire": ["ssehub.core", "ssehub.brokers", "ssehub.asgi", "ssehub.relay", "ssehub.client",
-             "ssehub.config", "starlette", "httpx", "redis", "uvicorn", "asyncio"],
+             "ssehub.config", "starlette", "httpx", "redis", "uvicorn", "asyncio", "prometheus_client"],
+    # counters below the web layer are plain numbers, read by asgi/metrics.py at scrape time
     "core": ["ssehub.brokers", "ssehub.asgi", "ssehub.relay", "ssehub.client", "starlette",
-             "httpx", "redis", "uvicorn"],
-    "brokers": ["ssehub.asgi", "ssehub.relay", "ssehub.client", "starlette", "httpx", "uvicorn"],
-    "relay": ["ssehub.asgi", "ssehub.server", "ssehub.cli", "uvicorn"],
+             "httpx", "redis", "uvicorn", "prometheus_client"],
+    "brokers": ["ssehub.asgi", "ssehub.relay", "ssehub.client", "starlette", "httpx", "uvicorn",
+                "prometheus_client"],
+    "relay": ["ssehub.asgi", "ssehub.server", "ssehub.cli", "uvicorn", "prometheus_client"],
     "asgi": ["uvicorn", "ssehub.server", "ssehub.cli"],
     "errors.py": ["ssehub.", "starlette", "httpx"],
+    "logs.py": ["ssehub.", "starlette", "httpx", "redis", "uvicorn", "prometheus_client"],
     "config.py": ["ssehub.core", "ssehub.asgi", "starlette", "httpx"],
     "client.py": ["ssehub.core", "ssehub.asgi", "ssehub.relay", "starlette", "redis"],
 }

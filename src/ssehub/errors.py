@@ -9,9 +9,11 @@
     │   ├── MalformedBody
     │   ├── LineTooLong              wire parser: one line over max_line_bytes
     │   ├── EventTooLarge            wire parser: one event over max_event_bytes
+    │   ├── HostNotAllowed           the Host header is not in allowed_hosts
     │   └── UnsupportedMediaType     (415) a body in a format the route does not take
     ├── Unauthorized                 (401)
     ├── Forbidden                    (403)
+    │   └── CrossOriginRefused       a state-changing request from another site
     ├── NotFound                     (404)
     ├── PayloadTooLarge              (413)
     ├── RateLimited                  (429)
@@ -32,9 +34,11 @@ __all__ = [
     "BadRequest",
     "BrokerUnavailable",
     "CapacityExceeded",
+    "CrossOriginRefused",
     "EventTooLarge",
     "Forbidden",
     "HeaderTooLarge",
+    "HostNotAllowed",
     "HubClosed",
     "InvalidField",
     "InvalidTopic",
@@ -85,6 +89,10 @@ class EventTooLarge(BadRequest):
     pass
 
 
+class HostNotAllowed(BadRequest):
+    pass
+
+
 class UnsupportedMediaType(BadRequest):
     status = 415
 
@@ -95,6 +103,10 @@ class Unauthorized(SSEHubError):
 
 class Forbidden(SSEHubError):
     status = 403
+
+
+class CrossOriginRefused(Forbidden):
+    pass
 
 
 class NotFound(SSEHubError):

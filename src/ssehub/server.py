@@ -17,6 +17,7 @@ import uvicorn
 from .asgi import create_app
 from .asgi.state import HubState
 from .config import Settings
+from .logs import RedactTokens, log_config
 
 __all__ = ["Server", "build_server", "run"]
 
@@ -46,7 +47,7 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "access_log": settings.log_level == "debug",
+        "access_log": settings.access_log,
         "lifespan": "on",
         "timeout_graceful_shutdown": 2,
         "backlog": 4096,
@@ -62,10 +63,18 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     options.update(uvicorn_options)
     config = uvicorn.Config(app, **options)  # configures logging
     logging.getLogger("uvicorn.error").addFilter(_QuietAbort())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())  # whatever handlers an embedding app gave it
     return Server(config, app.state.ssehub)
 
 
 def run(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM."""
-    server = build_server(settings)
+    """Serve until SIGINT/SIGTERM.
+
+    Logging is configured here, for the process: uvicorn's loggers and ssehub's own, text or
+    JSON, query tokens redacted (``build_server`` alone keeps uvicorn's default, so an app or
+    a test that embeds the server keeps its own logging setup).
+    """
+    server = build_server(settings, log_config=log_config(settings.log_level, settings.log_format))
     server.run()

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from multiprocessing.context import SpawnProcess
 from types import FrameType
@@ -42,9 +43,11 @@ def check_workers(settings: Settings) -> None:
 
 
 def _worker(settings: Settings, sock: socket.socket) -> None:  # pragma: no cover - child process
+    from .logs import log_config
     from .server import build_server
 
-    build_server(settings).run(sockets=[sock])
+    server = build_server(settings, log_config=log_config(settings.log_level, settings.log_format))
+    server.run(sockets=[sock])
 
 
 def run_workers(settings: Settings) -> None:
@@ -67,8 +70,8 @@ def run_workers(settings: Settings) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     procs = [start() for _ in range(settings.workers)]
-    log.info("ssehub: %d workers on http://%s:%d (parent pid %d)", settings.workers,
-             settings.host, settings.port, os.getpid())
+    print(f"ssehub: {settings.workers} workers on http://{settings.host}:{settings.port} "
+          f"(supervisor pid {os.getpid()})", file=sys.stderr, flush=True)
     last_restart = 0.0
     try:
         while not stopping:

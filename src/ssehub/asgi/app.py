@@ -21,6 +21,7 @@ from ..errors import SSEHubError
 from ..relay import Relay
 from .chat import chat_routes
 from .hub_routes import PRIVATE_PREFIX, Publish, Subscribe, hub_routes
+from .metrics import metrics_routes, registry_for
 from .pages import page_routes
 from .state import HubState
 
@@ -29,7 +30,7 @@ __all__ = ["HubApp", "create_app"]
 
 async def _sse_hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SSEHubError)
-    return _error_response(exc)
+    return _error_response(exc, request.scope)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -60,13 +61,18 @@ class HubApp(Starlette):
                 try:
                     response = endpoint(scope, receive, send)
                 except SSEHubError as exc:
-                    response = _error_response(exc)(scope, receive, send)
+                    response = _error_response(exc, scope)(scope, receive, send)
                 await response
                 return
         await super().__call__(scope, receive, send)
 
 
-def _error_response(exc: SSEHubError) -> JSONResponse:
+def _error_response(exc: SSEHubError, scope: Scope) -> JSONResponse:
+    """The one error → response mapping (and its count, for /metrics)."""
+    state = getattr(getattr(scope.get("app"), "state", None), "ssehub", None)
+    if state is not None:
+        path: str = scope["path"]
+        state.stats.count_error(exc, publish=scope["method"] == "POST" and path.endswith("/publish"))
     return JSONResponse({"error": exc.message}, status_code=exc.status)
 
 
@@ -80,7 +86,7 @@ class _Guarded:
         try:
             await self.endpoint(scope, receive, send)
         except SSEHubError as exc:
-            await _error_response(exc)(scope, receive, send)
+            await _error_response(exc, scope)(scope, receive, send)
 
 
 # The hot routes, on the direct path. Subscribe raises its errors synchronously (before it
@@ -119,7 +125,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
             max_age=600,
         ))
     app = HubApp(
-        routes=hub_routes() + chat_routes(settings) + page_routes(),
+        routes=hub_routes() + metrics_routes() + chat_routes(settings) + page_routes(),
         middleware=middleware,
         exception_handlers={SSEHubError: _sse_hub_error, HTTPException: _http_error},
         lifespan=lifespan,
@@ -129,4 +135,5 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
     app.state.hub = hub
     app.state.settings = settings
     app.state.relay = relay
+    app.state.metrics_registry = registry_for(state)
     return app

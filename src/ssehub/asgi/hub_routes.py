@@ -55,13 +55,15 @@ class Subscribe:
             raise RateLimited("too many open subscriptions from this address")
         sub = state.hub.subscribe(topics, last_event_id=resume)
         state.opened(addr)
-        return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr))
+        return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr),
+                                   stats=state.stats)
 
     async def _start_then_open(self, state: HubState, scope: Scope, receive: Receive, send: Send) -> None:
         await state.ensure_started()
         try:
             stream = self(scope, receive, send)
         except SSEHubError as exc:
+            state.stats.count_error(exc)
             await JSONResponse({"error": exc.message}, status_code=exc.status)(scope, receive, send)
             return
         await stream
@@ -86,6 +88,7 @@ class Publish:
         # Validate every publication before publishing any: a bad batch publishes nothing.
         prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
         ids = [await hub.commit(p) for p in prepared]
+        state.stats.published += len(ids)
         if batch:
             answer = ('{"ids":[' + ",".join(f'"{i}"' for i in ids) + "]}").encode()
         else:

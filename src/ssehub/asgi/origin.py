@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 
 from ..config import Settings
-from ..errors import Forbidden
+from ..errors import CrossOriginRefused
 
 __all__ = ["refuse_cross_site"]
 
@@ -28,6 +28,6 @@ def refuse_cross_site(headers: Headers, settings: Settings) -> None:
             return
         if origin != "null" and urlsplit(origin).netloc == headers.get("host", ""):
             return
-        raise Forbidden(f"cross-origin request from {origin} refused (allow it with cors_origins)")
+        raise CrossOriginRefused(f"cross-origin request from {origin} refused (allow it with cors_origins)")
     if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
-        raise Forbidden("cross-site request refused (allow its origin with cors_origins)")
+        raise CrossOriginRefused("cross-site request refused (allow its origin with cors_origins)")

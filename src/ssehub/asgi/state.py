@@ -1,4 +1,4 @@
-"""Per-app state: the hub, the relay, the settings, connection counts; lazy start."""
+"""Per-app state: the hub, the relay, the settings, connection counts, edge counters; lazy start."""
 
 from __future__ import annotations
 
@@ -9,8 +9,73 @@ from starlette.types import Scope
 
 from ..config import Settings
 from ..core import Hub
+from ..errors import (
+    BrokerUnavailable,
+    CrossOriginRefused,
+    Forbidden,
+    HeaderTooLarge,
+    HostNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    SSEHubError,
+    Unauthorized,
+    Unavailable,
+    UpstreamError,
+)
 
-__all__ = ["HubState", "state_of"]
+__all__ = ["EdgeStats", "HubState", "state_of"]
+
+# error class → the ``reason`` of ssehub_rejected_requests_total; the first match in the
+# error's MRO wins, so a subclass may be listed before its base
+_REASONS: dict[type[SSEHubError], str] = {
+    Unauthorized: "auth",
+    CrossOriginRefused: "origin",
+    HostNotAllowed: "host",
+    Forbidden: "forbidden",
+    HeaderTooLarge: "limit",
+    PayloadTooLarge: "limit",
+    RateLimited: "limit",
+    BrokerUnavailable: "broker",
+    Unavailable: "unavailable",  # capacity (CapacityExceeded) and shutdown (HubClosed)
+    UpstreamError: "upstream",
+    NotFound: "not_found",
+}
+
+
+def reason_of(exc: SSEHubError) -> str:
+    for cls in type(exc).__mro__:
+        reason = _REASONS.get(cls)
+        if reason is not None:
+            return reason
+    return "bad_request" if exc.status < 500 else "error"
+
+
+class EdgeStats:
+    """Counters of the web layer, read by the /metrics collector at scrape time.
+
+    Plain integers: the stream writer adds to them once per write (a Prometheus client call
+    there would cost more than the write itself)."""
+
+    __slots__ = ("bytes", "publish_errors", "published", "rejected", "subscriptions", "writes")
+
+    def __init__(self) -> None:
+        # body writes to /subscribe streams: the opening (retry hint, gaps), then one or more
+        # frames (events, gaps) or a heartbeat each.
+        # Frames are not counted one by one: that means scanning every chunk (~1 GB/s), which
+        # for a 256 KiB chunk costs more than the write.
+        self.writes = 0
+        self.bytes = 0  # body bytes written to /subscribe streams
+        self.subscriptions = 0  # topics of the open /subscribe streams (a 3-topic stream: 3)
+        self.published = 0  # events published through POST /publish (when the hub counts none)
+        self.publish_errors: dict[int, int] = {}  # POST /publish answered with an error, by status
+        self.rejected: dict[str, int] = {}  # requests answered with an ssehub error, by reason
+
+    def count_error(self, exc: SSEHubError, *, publish: bool = False) -> None:
+        reason = reason_of(exc)
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if publish:
+            self.publish_errors[exc.status] = self.publish_errors.get(exc.status, 0) + 1
 
 
 class HubState:
@@ -23,6 +88,7 @@ class HubState:
         self.relay = relay
         self.connections = 0
         self.per_client: dict[str, int] = {}
+        self.stats = EdgeStats()
         self.started = False
         self._lock = asyncio.Lock()
 

@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Send
 from ..config import Settings
 from ..core import Subscription, SubscriptionClosed
 from ..wire import encode_comment, encode_id, encode_retry
+from .state import EdgeStats
 
 __all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription", "watch_disconnect"]
 
@@ -176,6 +177,7 @@ async def stream_subscription(
     *,
     first: bytes = b"",
     release: Callable[[], None] | None = None,
+    stats: EdgeStats | None = None,
 ) -> None:
     """Stream ``sub`` until the client leaves, the hub closes or the consumer is cut off.
 
@@ -187,12 +189,17 @@ async def stream_subscription(
     watch = watch_disconnect(receive, task)
     guard = _StallGuard(sub, task, settings.slow_consumer == "disconnect")
     hub = sub.hub
+    stats = stats or EdgeStats()
+    stats.subscriptions += len(sub.topics)
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         opening = encode_retry(settings.retry)
         if sub.start_id is not None:
             opening += encode_id(sub.start_id)
-        await send({"type": "http.response.body", "body": opening + first, "more_body": True})
+        opening += first
+        stats.writes += 1
+        stats.bytes += len(opening)
+        await send({"type": "http.response.body", "body": opening, "more_body": True})
         while True:
             try:
                 chunk = sub.poll()
@@ -201,7 +208,10 @@ async def stream_subscription(
             if chunk is None:
                 await sub.ready()
                 continue
-            message = {"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": True}
+            body = chunk or HEARTBEAT
+            stats.writes += 1
+            stats.bytes += len(body)
+            message = {"type": "http.response.body", "body": body, "more_body": True}
             if guard.disconnect_policy or hub.closed:
                 await guard.send(send, message, hub.closed)
             else:
@@ -220,6 +230,7 @@ async def stream_subscription(
     except OSError:
         pass  # the peer went away mid-write
     finally:
+        stats.subscriptions -= len(sub.topics)
         guard.close()
         watch.close()
         sub.close()

@@ -68,6 +68,8 @@ class Generation:
     terminal_id: str | None = None
     first_token: float | None = None  # seconds from start to the first reasoning/content
     tokens: int = 0  # reasoning + content deltas received from the upstream
+    error_status: int | None = None  # the upstream HTTP status of an ``error`` end, if any
+    error_message: str | None = None  # its (scrubbed) message, for the log
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     grace: asyncio.TimerHandle | None = field(default=None, repr=False)
     entered: bool = field(default=False, repr=False)  # the task body has begun
@@ -159,6 +161,8 @@ class Generation:
         self.state = "ending"
         if out.event == "done":
             self.finish_reason = out.data.get("finish_reason")
+        elif out.event == "error":
+            self.error_status, self.error_message = out.data.get("status"), out.data.get("message")
         outcome = "cancelled" if self.finish_reason == "cancelled" and self.cancel_reason else out.event
 
         async def publish_terminal() -> None:

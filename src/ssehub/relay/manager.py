@@ -22,6 +22,7 @@ terminal ``error`` ("generation lost") for it.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -40,13 +41,18 @@ from .providers import Providers
 from .request import ChatRequest
 from .upstream import Upstream
 
-__all__ = ["RateLimiter", "Relay"]
+__all__ = ["TTFT_BUCKETS", "RateLimiter", "Relay"]
 
 log = logging.getLogger("ssehub.relay")
 FINISHED_MEMORY = 10_000  # recently finished generations remembered (id → terminal event id)
 STOP_WAIT = 5.0
+<<<<<<< HEAD
 PREFIX = "chat/"  # generation topics: the relay owns this prefix
 LOST = {"message": "generation lost: the process running it stopped", "status": None}
+=======
+#: upper bounds (seconds) of the time-to-first-token histogram buckets (+Inf is implied)
+TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+>>>>>>> main
 
 
 class RateLimiter:
@@ -112,11 +118,15 @@ class Relay:
         self._closed = False
         self.stats = {"started": 0, "done": 0, "error": 0, "cancelled": 0, "tokens": 0,
                       "ttft_sum": 0.0, "ttft_count": 0}
+        #: generations per time-to-first-token bucket (TTFT_BUCKETS, then +Inf; not cumulative)
+        self.ttft_buckets = [0] * (len(TTFT_BUCKETS) + 1)
+        #: failed upstream calls by kind (kept by the Upstream): read by /metrics
+        self.upstream_errors: dict[str, int] = {}
 
     # -- lifecycle ------------------------------------------------------------------
     async def __aenter__(self) -> Relay:
         if self._upstream is None:
-            self._upstream = Upstream(self.settings, transport=self._transport)
+            self._upstream = Upstream(self.settings, transport=self._transport, errors=self.upstream_errors)
             self.hub.add_presence_listener(self._on_presence)
             self._closed = False
             if self.coord.shared:
@@ -237,6 +247,10 @@ class Relay:
     def running(self) -> int:
         return len(self._running)
 
+    def tokens_streamed(self) -> int:
+        """Reasoning and content deltas relayed so far, running generations included."""
+        return int(self.stats["tokens"]) + sum(gen.tokens for gen in self._running.values())
+
     def _finished_cb(self, gen: Generation) -> None:
         self._running.pop(gen.id, None)
         self._finished[gen.id] = gen.terminal_id
@@ -250,9 +264,15 @@ class Relay:
         if gen.first_token is not None:
             s["ttft_sum"] += gen.first_token
             s["ttft_count"] += 1
-        log.info("generation %s… %s%s: %d tokens in %.2f s", gen.short, gen.outcome,
-                 f" ({gen.cancel_reason})" if gen.outcome == "cancelled" else "",
-                 gen.tokens, time.monotonic() - gen.started)
+            self.ttft_buckets[bisect.bisect_left(TTFT_BUCKETS, gen.first_token)] += 1
+        took = time.monotonic() - gen.started
+        if gen.outcome == "error":
+            log.warning("generation %s… failed: upstream status %s: %s (%d tokens in %.2f s)", gen.short,
+                        gen.error_status if gen.error_status is not None else "none",
+                        gen.error_message or "no terminal event", gen.tokens, took)
+        else:
+            log.info("generation %s… %s%s: %d tokens in %.2f s", gen.short, gen.outcome,
+                     f" ({gen.cancel_reason})" if gen.outcome == "cancelled" else "", gen.tokens, took)
 
     # -- presence and grace ---------------------------------------------------------
     def _on_presence(self, topic: str, count: int) -> None:

@@ -62,7 +62,11 @@ def _scrubbed(out: Out, secrets: Sequence[str]) -> Out:
 class Upstream:
     """The pooled HTTP client(s) shared by every generation. ``async with Upstream(s) as u:``."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                 errors: dict[str, int] | None = None) -> None:
+        #: failed upstream calls by kind (http_4xx, http_5xx, connect, connect_timeout,
+        #: read_timeout, dropped, stream_error, oversized, pool, other): read by /metrics
+        self.errors: dict[str, int] = {} if errors is None else errors
         self.connect_timeout = settings.upstream_connect_timeout
         self.read_timeout = settings.upstream_read_timeout
         timeout = httpx.Timeout(
@@ -129,6 +133,7 @@ class Upstream:
             async with client.stream("POST", url, json=body, headers=headers) as resp:
                 if resp.status_code >= 300:
                     raw = await _read_limited(resp, MAX_ERROR_BODY)
+                    self._failed(f"http_{resp.status_code // 100}xx")
                     yield [error_from_response(resp.status_code, raw, resp.headers.get("content-type", ""))]
                     return
                 ctype = resp.headers.get("content-type", "").lower()
@@ -139,7 +144,10 @@ class Upstream:
                         doc = json.loads(raw)
                     except ValueError:
                         doc = None
-                    yield map_completion(doc)
+                    outs = map_completion(doc)
+                    if outs and outs[-1].event == "error":
+                        self._failed("stream_error")
+                    yield outs
                     return
                 parser = Parser(max_line_bytes=MAX_LINE, max_event_bytes=MAX_EVENT)
                 encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
@@ -155,28 +163,36 @@ class Upstream:
                     if mapper.finished:
                         if batch[-1].event == "done":
                             await _drain(pieces)
+                        else:
+                            self._failed("stream_error")
                         return
                 parser.close()
         except httpx.ConnectTimeout:
+            kind = "connect_timeout"
             outs = mapper.fail(f"timed out connecting to {host} after {self.connect_timeout:g} s")
         except httpx.ReadTimeout:
-            outs = mapper.fail(f"{host} sent nothing for {self.read_timeout:g} s")
+            outs, kind = mapper.fail(f"{host} sent nothing for {self.read_timeout:g} s"), "read_timeout"
         except httpx.PoolTimeout:
-            outs = mapper.fail("too many upstream requests in flight")
+            outs, kind = mapper.fail("too many upstream requests in flight"), "pool"
         except httpx.ConnectError:
-            outs = mapper.fail(f"could not connect to {host}")
+            outs, kind = mapper.fail(f"could not connect to {host}"), "connect"
         except (httpx.RemoteProtocolError, httpx.ReadError):
-            outs = mapper.end()  # the connection dropped mid-stream
+            outs, kind = mapper.end(), "dropped"  # the connection dropped mid-stream
         except httpx.HTTPError as exc:
-            outs = mapper.fail(f"request to {host} failed ({type(exc).__name__})")
+            outs, kind = mapper.fail(f"request to {host} failed ({type(exc).__name__})"), "other"
         except (LineTooLong, EventTooLarge):
-            outs = mapper.fail(f"{host} sent an oversized event")
+            outs, kind = mapper.fail(f"{host} sent an oversized event"), "oversized"
         else:
-            outs = mapper.end()
+            outs, kind = mapper.end(), "dropped"  # (an error only if the stream ended early)
         finally:
             self._pool.release(slot)
         if outs:
+            if outs[-1].event == "error":
+                self._failed(kind)
             yield outs
+
+    def _failed(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 async def _drain(pieces: AsyncIterator[bytes]) -> None:

@@ -46,13 +46,10 @@ __all__ = ["TTFT_BUCKETS", "RateLimiter", "Relay"]
 log = logging.getLogger("ssehub.relay")
 FINISHED_MEMORY = 10_000  # recently finished generations remembered (id → terminal event id)
 STOP_WAIT = 5.0
-<<<<<<< HEAD
 PREFIX = "chat/"  # generation topics: the relay owns this prefix
 LOST = {"message": "generation lost: the process running it stopped", "status": None}
-=======
 #: upper bounds (seconds) of the time-to-first-token histogram buckets (+Inf is implied)
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
->>>>>>> main
 
 
 class RateLimiter:

@@ -21,6 +21,8 @@ FORBIDDEN = {
     "errors.py": ["ssehub.", "starlette", "httpx"],
     "config.py": ["ssehub.core", "ssehub.asgi", "starlette", "httpx"],
     "client.py": ["ssehub.core", "ssehub.asgi", "ssehub.relay", "starlette", "redis"],
+    "tokens.py": ["ssehub.asgi", "ssehub.relay", "ssehub.client", "ssehub.server", "ssehub.cli",
+                  "starlette", "httpx", "redis", "uvicorn"],
 }
 
 

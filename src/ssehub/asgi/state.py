@@ -9,6 +9,7 @@ from starlette.types import Scope
 
 from ..config import Settings
 from ..core import Hub
+from .auth import Auth
 
 __all__ = ["HubState", "state_of"]
 
@@ -21,6 +22,7 @@ class HubState:
         self.settings = settings
         self.hub = hub
         self.relay = relay
+        self.auth: Auth | None = None  # set by create_app when auth is on
         self.connections = 0
         self.per_client: dict[str, int] = {}
         self.started = False

@@ -24,6 +24,8 @@ FORBIDDEN = {
     "logs.py": ["ssehub.", "starlette", "httpx", "redis", "uvicorn", "prometheus_client"],
     "config.py": ["ssehub.core", "ssehub.asgi", "starlette", "httpx"],
     "client.py": ["ssehub.core", "ssehub.asgi", "ssehub.relay", "starlette", "redis"],
+    "tokens.py": ["ssehub.asgi", "ssehub.relay", "ssehub.client", "ssehub.server", "ssehub.cli",
+                  "starlette", "httpx", "redis", "uvicorn"],
 }
 
 

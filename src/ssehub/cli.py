@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -58,7 +59,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"ssehub publish: --json given but DATA is not JSON: {exc}", file=sys.stderr)
             return 2
-    ident = asyncio.run(publish(args.url, args.topic, data, event=args.event))
+    ident = asyncio.run(publish(args.url, args.topic, data, event=args.event, token=args.token or None))
     print(ident)
     return 0
 
@@ -66,7 +67,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 async def _subscribe(args: argparse.Namespace) -> None:
     from .client import subscribe
 
-    async for event in subscribe(args.url, args.topics, last_event_id=args.last_event_id):
+    async for event in subscribe(args.url, args.topics, last_event_id=args.last_event_id,
+                                 token=args.token or None):
         line = {"event": event.event or "message", "data": event.data}
         if event.event != "gap":
             line["id"] = event.id or ""
@@ -77,6 +79,36 @@ def _cmd_subscribe(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_subscribe(args))
     return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from .tokens import Verifier, mint, parse_ttl
+
+    try:
+        ttl = parse_ttl(args.ttl)
+    except ValueError as exc:
+        print(f"ssehub token: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings({}, config_file=args.config)
+    token = mint(settings, publish=args.publish, subscribe=args.subscribe, ttl=ttl,
+                 subject=args.sub, private_key=args.private_key)
+    verifier = Verifier.from_settings(settings)
+    if verifier is not None:  # a token this hub would refuse is no use: say so now
+        try:
+            verifier.verify(token)
+        except SSEHubError as exc:
+            print(f"ssehub token: the configured hub would refuse this token ({exc.message}): "
+                  "does the private key match jwt_public_key?", file=sys.stderr)
+            return 1
+    print(token)
+    return 0
+
+
+def _add_token_flag(parser: argparse.ArgumentParser) -> None:
+    """``--token`` (default: SSEHUB_TOKEN), sent as ``Authorization: Bearer``."""
+    parser.add_argument("--token", default=os.environ.get("SSEHUB_TOKEN"),
+                        help="JWT for a hub with auth on (default: SSEHUB_TOKEN; prefer the "
+                             "variable: flags show up in process lists)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,13 +125,30 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--event", help="event name")
     pub.add_argument("--json", action="store_true", help="DATA is JSON, send it as a JSON value")
     pub.add_argument("--url", default=DEFAULT_URL, help=f"hub URL (default {DEFAULT_URL})")
+    _add_token_flag(pub)
     pub.set_defaults(func=_cmd_publish)
 
     subs = sub.add_parser("subscribe", help="print events as JSON lines; resumes after drops")
     subs.add_argument("topics", nargs="+")
     subs.add_argument("--last-event-id", help="resume after this id ('earliest' for all history)")
     subs.add_argument("--url", default=DEFAULT_URL, help=f"hub URL (default {DEFAULT_URL})")
+    _add_token_flag(subs)
     subs.set_defaults(func=_cmd_subscribe)
+
+    tok = sub.add_parser("token", help="mint a JWT with the configured key (for development and scripts)",
+                         description="Mint a JWT signed with jwt_secret (HS256), or with --private-key "
+                                     "for RS256/ES256, and print it. Patterns: '*' matches any run of "
+                                     "characters, '/' included.")
+    tok.add_argument("--publish", nargs="+", action="extend", default=[], metavar="PATTERN",
+                     help="topic patterns the token may publish to")
+    tok.add_argument("--subscribe", nargs="+", action="extend", default=[], metavar="PATTERN",
+                     help="topic patterns the token may subscribe to")
+    tok.add_argument("--ttl", default="1h", help="lifetime: 30s, 15m, 1h, 7d or seconds (default 1h)")
+    tok.add_argument("--sub", help="subject (sub claim): who the token is for")
+    tok.add_argument("--private-key", metavar="PEM_OR_@FILE",
+                     help="RS256/ES256: the private key to sign with (PEM text or @path)")
+    tok.add_argument("--config", help="TOML file with settings (also SSEHUB_CONFIG)")
+    tok.set_defaults(func=_cmd_token)
 
     register_llm_commands(sub)
     return parser

@@ -125,8 +125,10 @@ async def run_chat(
     err: TextIO | None = None,
     tty: bool | None = None,
     reasoning: bool = True,
+    token: str | None = None,
 ) -> int:
-    """Ask, stream the answer; on cancellation (Ctrl-C) stop the generation and return 130."""
+    """Ask, stream the answer; on cancellation (Ctrl-C) stop the generation and return 130.
+    ``token`` (sent as ``Authorization: Bearer``) is needed when the hub has auth on."""
     out = out or sys.stdout
     err = err or sys.stderr
     if tty is None:
@@ -139,7 +141,8 @@ async def run_chat(
     if provider:
         body["provider"] = provider
     timeout = httpx.Timeout(10.0, read=None)
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=timeout, headers=auth) as client:
         try:
             resp = await client.post(base + "/chat", json=body)
         except httpx.TransportError as exc:
@@ -164,7 +167,7 @@ async def run_chat(
 def _cmd_chat(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run_chat(args.url, args.question, model=args.model, provider=args.provider,
-                                    reasoning=not args.no_reasoning))
+                                    reasoning=not args.no_reasoning, token=args.token or None))
     except KeyboardInterrupt:
         return 130
 
@@ -195,6 +198,9 @@ def register(subparsers: Any) -> None:
     chat.add_argument("--url", default=os.environ.get("SSEHUB_URL", DEFAULT_URL),
                       help=f"ssehub server URL (default {DEFAULT_URL}, or SSEHUB_URL)")
     chat.add_argument("--no-reasoning", action="store_true", help="do not print the reasoning")
+    chat.add_argument("--token", default=os.environ.get("SSEHUB_TOKEN"),
+                      help="JWT for a hub with auth on (default: SSEHUB_TOKEN; prefer the variable: "
+                           "flags show up in process lists)")
     chat.set_defaults(func=_cmd_chat)
 
     sim = subparsers.add_parser("simulate-llm", help="run the simulated OpenAI-compatible LLM server")

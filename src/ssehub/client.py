@@ -9,8 +9,9 @@ in order, or an ``event: gap`` telling what could not be delivered.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -32,6 +33,20 @@ class ClientError(SSEHubError):
         self.status = status
 
 
+#: a token, or a function (sync or async) that returns a fresh one for each connection
+TokenSource = str | Callable[[], str | Awaitable[str]]
+
+
+async def _auth_headers(token: TokenSource | None) -> dict[str, str]:
+    """``Authorization: Bearer …`` for ``token`` (called again before every reconnect)."""
+    if token is None:
+        return {}
+    value = token() if callable(token) else token
+    if inspect.isawaitable(value):
+        value = await value
+    return {"Authorization": f"Bearer {value}"} if value else {}
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -51,13 +66,17 @@ async def publish(
     retry: int | None = None,
     client: httpx.AsyncClient | None = None,
     headers: dict[str, str] | None = None,
+    token: TokenSource | None = None,
 ) -> str:
-    """Publish one event; return its id. ``data`` that is not a str is sent as JSON."""
+    """Publish one event; return its id. ``data`` that is not a str is sent as JSON.
+    ``token`` is sent as ``Authorization: Bearer`` (a hub with auth on needs one)."""
     body: dict[str, Any] = {"topic": topic if isinstance(topic, str) else list(topic), "data": data}
     if event is not None:
         body["event"] = event
     if retry is not None:
         body["retry"] = retry
+    if token is not None:
+        headers = {**(headers or {}), **await _auth_headers(token)}
     own = client is None
     http = client or httpx.AsyncClient(timeout=30.0)
     try:
@@ -89,12 +108,17 @@ async def subscribe(
     client: httpx.AsyncClient | None = None,
     headers: dict[str, str] | None = None,
     max_reconnects: int | None = None,
+    token: TokenSource | None = None,
 ) -> AsyncIterator[Event]:
     """Yield events of ``topics`` forever, reconnecting and resuming as needed.
 
     Gap events (``event == "gap"``) are yielded like any other. A 4xx answer raises
     ClientError; anything else (connection refused, 5xx, stream ended) is retried, at most
     ``max_reconnects`` times in a row when that is set.
+
+    ``token`` is sent as ``Authorization: Bearer``. The hub ends a stream when its token
+    expires; pass a function that returns a fresh token to keep a subscription going
+    past that (it is called before every connection).
     """
     names = [topics] if isinstance(topics, str) else list(topics)
     params: list[tuple[str, str | int | float | bool | None]] = [("topic", t) for t in names]
@@ -104,7 +128,7 @@ async def subscribe(
     failures = 0
     try:
         while True:
-            hdrs = {"Accept": "text/event-stream", **(headers or {})}
+            hdrs = {"Accept": "text/event-stream", **(headers or {}), **await _auth_headers(token)}
             if last_event_id:
                 hdrs["Last-Event-ID"] = last_event_id
             try:

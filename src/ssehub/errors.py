@@ -11,9 +11,10 @@
     │   ├── EventTooLarge            wire parser: one event over max_event_bytes
     │   ├── HostNotAllowed           the Host header is not in allowed_hosts
     │   └── UnsupportedMediaType     (415) a body in a format the route does not take
-    ├── Unauthorized                 (401)
+    ├── Unauthorized                 (401)  missing or invalid token: WWW-Authenticate: Bearer
     ├── Forbidden                    (403)
-    │   └── CrossOriginRefused       a state-changing request from another site
+    │   ├── CrossOriginRefused       a state-changing request from another site
+    │   └── InsufficientScope        a valid token that does not allow the topic
     ├── NotFound                     (404)
     ├── PayloadTooLarge              (413)
     ├── RateLimited                  (429)
@@ -24,11 +25,16 @@
         ├── BrokerUnavailable
         └── CapacityExceeded
 
-Every error carries the HTTP status the web layer answers with; the message is safe to
-show to a client (never a stack trace, never a secret).
+Every error carries the HTTP status the web layer answers with, and the response headers
+it needs (``headers``: e.g. ``WWW-Authenticate`` on a 401); the message is safe to show to a
+client (never a stack trace, never a secret, never a token).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
 
 __all__ = [
     "BadRequest",
@@ -40,6 +46,7 @@ __all__ = [
     "HeaderTooLarge",
     "HostNotAllowed",
     "HubClosed",
+    "InsufficientScope",
     "InvalidField",
     "InvalidTopic",
     "LineTooLong",
@@ -59,6 +66,8 @@ class SSEHubError(Exception):
     """Root of every error ssehub raises on purpose."""
 
     status: int = 500
+    #: response headers the web layer adds to the error response
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
     def message(self) -> str:
@@ -98,7 +107,11 @@ class UnsupportedMediaType(BadRequest):
 
 
 class Unauthorized(SSEHubError):
+    """A missing or invalid token (RFC 6750 §3.1 ``invalid_token``, as SPEC §5 asks)."""
+
     status = 401
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
 class Forbidden(SSEHubError):
@@ -107,6 +120,13 @@ class Forbidden(SSEHubError):
 
 class CrossOriginRefused(Forbidden):
     pass
+
+
+class InsufficientScope(Forbidden):
+    """A valid token whose claims do not allow the request (RFC 6750 ``insufficient_scope``)."""
+
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
 
 
 class NotFound(SSEHubError):

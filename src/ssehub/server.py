@@ -8,6 +8,7 @@ its jittered ``retry:`` hint and ends, then uvicorn's own shutdown finds nothing
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import socket
 from typing import Any
@@ -19,7 +20,9 @@ from .asgi.state import HubState
 from .config import Settings
 from .logs import RedactTokens, log_config
 
-__all__ = ["Server", "build_server", "run"]
+__all__ = ["Server", "build_server", "is_loopback", "run"]
+
+log = logging.getLogger("ssehub")
 
 
 class _QuietAbort(logging.Filter):
@@ -41,8 +44,30 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def is_loopback(host: str) -> bool:
+    """True for a bind address only this machine can reach (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def warn_if_exposed(settings: Settings) -> bool:
+    """Warn (at start) when a non-loopback bind has auth off; True when it warned."""
+    if is_loopback(settings.host) or settings.jwt_secret or settings.jwt_public_key:
+        return False
+    log.warning(
+        "auth is off and ssehub listens on %s, not loopback: anyone who can reach this port can "
+        "publish, read every topic and start LLM generations. Set SSEHUB_JWT_SECRET (or "
+        "jwt_public_key) to turn auth on (see docs/auth.md), or bind to 127.0.0.1.", settings.host)
+    return True
+
+
 def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     app = create_app(settings)
+    warn_if_exposed(settings)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

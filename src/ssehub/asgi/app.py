@@ -19,6 +19,7 @@ from ..config import Settings
 from ..core import Hub
 from ..errors import SSEHubError
 from ..relay import Relay
+from .auth import Auth
 from .chat import chat_routes
 from .hub_routes import PRIVATE_PREFIX, Publish, Subscribe, hub_routes
 from .metrics import metrics_routes, registry_for
@@ -73,7 +74,7 @@ def _error_response(exc: SSEHubError, scope: Scope) -> JSONResponse:
     if state is not None:
         path: str = scope["path"]
         state.stats.count_error(exc, publish=scope["method"] == "POST" and path.endswith("/publish"))
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=dict(exc.headers) or None)
 
 
 class _Guarded:
@@ -100,11 +101,13 @@ _FAST: dict[tuple[str, str], Any] = {
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> Starlette:
     """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
     settings = settings or Settings()
+    auth = Auth.from_settings(settings, readable_prefix=PRIVATE_PREFIX)  # ConfigError: unusable key
     hub = hub or Hub(from_url(settings.broker), settings=settings)
     # a generation topic must keep a whole answer, so a reload can replay it from the start
     hub.set_retention(PRIVATE_PREFIX, settings.chat_history_size, settings.chat_history_bytes)
     relay = Relay(hub, settings)
     state = HubState(settings, hub, relay)
+    state.auth = auth
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

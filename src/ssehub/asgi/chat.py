@@ -66,8 +66,15 @@ def _client(scope: Scope) -> str:
     return str(client[0]) if client else ""
 
 
+def _require_token(state: HubState, scope: Scope) -> None:
+    """auth (asgi/auth.py): starting or stopping a generation needs a valid token (any)."""
+    if state.auth is not None:
+        state.auth.authenticate(scope)
+
+
 async def start_chat(request: Request) -> Response:
     state, relay = await _relay(request.scope)
+    _require_token(state, request.scope)
     refuse_cross_site(request.headers, state.settings)
     raw = await read_body(request.receive, request.headers, state.settings.max_event_bytes)
     try:
@@ -81,7 +88,8 @@ async def start_chat(request: Request) -> Response:
 
 
 async def stop_chat(request: Request) -> Response:
-    _, relay = await _relay(request.scope)
+    state, relay = await _relay(request.scope)
+    _require_token(state, request.scope)
     gen = await relay.stop(request.path_params["id"])
     return JSONResponse({"id": gen.id, "finish_reason": "cancelled"})
 
@@ -107,6 +115,7 @@ class ChatStream:
             self._check_connections(state, scope)
             sub = state.hub.subscribe(f"chat/{gid}", last_event_id=after)
         else:
+            _require_token(state, scope)
             refuse_cross_site(Headers(scope=scope), state.settings)  # it starts a paid call
             prompt = query.get("prompt", "")
             if not prompt.strip():

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ..errors import CapacityExceeded, Forbidden, InvalidTopic, RateLimited, SSEHubError
+from .auth import Auth
 from .bodies import parse_publications, read_body
 from .origin import refuse_cross_site
 from .state import HubState, state_of
@@ -44,6 +45,8 @@ class Subscribe:
         topics = query.getlist("topic")
         if not topics:
             raise InvalidTopic("at least one topic parameter is required")
+        # auth (asgi/auth.py): 401/403 before subscribing; the stream ends when the token expires
+        expires = state.auth.check_subscribe(scope, topics) if state.auth is not None else None
         # EventSource sends Last-Event-ID itself on reconnects; its first request can only
         # carry the query parameter, so the header wins when both are present.
         resume = Headers(scope=scope).get("last-event-id") or query.get("last_event_id") or None
@@ -56,7 +59,7 @@ class Subscribe:
         sub = state.hub.subscribe(topics, last_event_id=resume)
         state.opened(addr)
         return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr),
-                                   stats=state.stats)
+                                   stats=state.stats, expires=expires)
 
     async def _start_then_open(self, state: HubState, scope: Scope, receive: Receive, send: Send) -> None:
         await state.ensure_started()
@@ -64,7 +67,8 @@ class Subscribe:
             stream = self(scope, receive, send)
         except SSEHubError as exc:
             state.stats.count_error(exc)
-            await JSONResponse({"error": exc.message}, status_code=exc.status)(scope, receive, send)
+            await JSONResponse({"error": exc.message}, status_code=exc.status,
+                               headers=dict(exc.headers) or None)(scope, receive, send)
             return
         await stream
 
@@ -78,6 +82,8 @@ class Publish:
         await state.ensure_started()
         headers = Headers(scope=scope)
         refuse_cross_site(headers, state.settings)
+        # auth (asgi/auth.py): a missing or invalid token is refused before the body is read
+        grant = state.auth.authenticate(scope) if state.auth is not None else None
         body = await read_body(receive, headers, state.settings.max_event_bytes)
         pubs, batch = parse_publications(body, headers, QueryParams(scope["query_string"]))
         hub = state.hub
@@ -87,6 +93,8 @@ class Publish:
                     raise Forbidden(f"topics under {PRIVATE_PREFIX} are written by the LLM relay only")
         # Validate every publication before publishing any: a bad batch publishes nothing.
         prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
+        if grant is not None:  # auth: every topic of every publication must be allowed
+            Auth.check_publish(grant, (t for p in pubs for t in p.topics if isinstance(t, str)))
         ids = [await hub.commit(p) for p in prepared]
         state.stats.published += len(ids)
         if batch:
@@ -103,11 +111,13 @@ async def topics(request: Request) -> Response:
     await state.ensure_started()
     # Generation topics are readable (and stoppable) by whoever knows their unguessable
     # name: listing them would hand that out. Only their number is shown.
+    # auth: only public topics and those the (optional) token may subscribe to are listed
+    visible = state.auth.listable(request.scope) if state.auth is not None else None
     listed, private = [], 0
     for info in state.hub.topics():
         if str(info["topic"]).startswith(PRIVATE_PREFIX):
             private += 1
-        else:
+        elif visible is None or visible(str(info["topic"])):
             listed.append(info)
     return JSONResponse({"topics": listed, "generations": private})
 

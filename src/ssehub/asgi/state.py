@@ -23,6 +23,7 @@ from ..errors import (
     Unavailable,
     UpstreamError,
 )
+from .auth import Auth
 
 __all__ = ["EdgeStats", "HubState", "state_of"]
 
@@ -86,6 +87,7 @@ class HubState:
         self.settings = settings
         self.hub = hub
         self.relay = relay
+        self.auth: Auth | None = None  # set by create_app when auth is on
         self.connections = 0
         self.per_client: dict[str, int] = {}
         self.stats = EdgeStats()

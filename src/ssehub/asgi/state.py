@@ -9,6 +9,7 @@ from starlette.types import Scope
 
 from ..config import Settings
 from ..core import Hub
+from .signals import SignalChain
 
 __all__ = ["HubState", "state_of"]
 
@@ -25,6 +26,8 @@ class HubState:
         self.per_client: dict[str, int] = {}
         self.started = False
         self._lock = asyncio.Lock()
+        self._signals = SignalChain()
+        self._closing: asyncio.Task[None] | None = None
 
     def opened(self, addr: str) -> None:
         self.connections += 1
@@ -47,9 +50,17 @@ class HubState:
                 if self.relay is not None:
                     await self.relay.__aenter__()
                 self.started = True
+                # under a server we do not control (plain `uvicorn app:app` with the hub
+                # mounted in FastAPI), SIGTERM/SIGINT close the hub first: see signals.py
+                self._signals.install(self._close_soon)
+
+    def _close_soon(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self.close())
 
     async def close(self) -> None:
         """Stop generations first (their topics get a terminal event), then the hub."""
+        self._signals.uninstall()
         if self.relay is not None and self.started:
             await self.relay.__aexit__(None, None, None)
         await self.hub.close()

@@ -66,3 +66,22 @@ async def test_plain_uvicorn_exits_promptly_with_an_open_subscriber(tmp_path: Pa
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+async def test_serve_sigterm_ends_running_generations_before_the_hub(serve, http) -> None:
+    """The chained signal handler and `ssehub serve`'s own shutdown both close the hub: they
+    must share one closing, or the second closes the hub while the first is still ending the
+    generations, whose terminal `done` would then be refused."""
+    hub = await serve("--demo-tokens-per-second", "5")
+    info = (await http.post(hub.url + "/chat", json={"messages": [{"role": "user", "content": "hi"}]})).json()
+    stream = await SSEStream.open(hub.port, info["events"])
+    try:
+        await stream.read_until(lambda s: any(e.event == "reasoning" for e in s.pending()), timeout=20,
+                                what="the first token")
+        hub.send_signal(signal.SIGTERM)
+        await stream.read_to_eof(timeout=10)
+        names = [e.event for e in stream.pending()]
+        assert names[-1] == "done" and stream.pending()[-1].data == '{"finish_reason":"cancelled"}', names
+        await hub.wait_exit(10)  # (uvicorn re-raises the signal once it is done: -15)
+    finally:
+        await stream.close()

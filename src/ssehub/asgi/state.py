@@ -56,10 +56,16 @@ class HubState:
 
     def _close_soon(self) -> None:
         if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self.close())
+            self._closing = asyncio.get_running_loop().create_task(self._close())
 
     async def close(self) -> None:
-        """Stop generations first (their topics get a terminal event), then the hub."""
+        """Stop generations first (their topics get a terminal event), then the hub. Every
+        caller (a signal, the server's shutdown, the lifespan) waits for the same closing."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         self._signals.uninstall()
         if self.relay is not None and self.started:
             await self.relay.__aexit__(None, None, None)

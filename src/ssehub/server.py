@@ -65,7 +65,8 @@ def banner(server: Server) -> str:
                     "SSEHUB_LLM_MODEL for a real model)")
     else:
         default = providers.default
-        provider = default.name + (f" ({default.default_model()})" if default.default_model() else "")
+        model = default.default_model
+        provider = f"{default.name} ({model})" if model else default.name
     broker = re.sub(r"//[^@/]*@", "//", settings.broker)  # never a password
     return (f"ssehub {__version__} — chat {base}/ · console {base}/console · "
             f"provider {provider} · broker {broker}")

@@ -154,3 +154,15 @@ async def test_serve_prints_where_things_are(serve) -> None:
     assert line == (f"ssehub {__version__} — chat {hub.url}/ · console {hub.url}/console · provider demo "
                     "(simulated; set SSEHUB_LLM_BASE_URL, SSEHUB_LLM_API_KEY and SSEHUB_LLM_MODEL for a "
                     "real model) · broker memory://")
+
+
+async def test_banner_names_a_configured_provider(serve) -> None:
+    env = {"SSEHUB_LLM_BASE_URL": "http://127.0.0.1:9/v1", "SSEHUB_LLM_MODEL": "some-model",
+           "SSEHUB_BROKER": "memory://"}
+    hub: ServeProcess = await serve(env=env)
+    watch = Stopwatch()
+    while "console" not in hub.log() and watch.elapsed() < 10:
+        await asyncio.sleep(0.05)
+    line = next(x for x in hub.log().splitlines() if x.startswith("ssehub "))
+    tail = f"console {hub.url}/console · provider default (some-model) · broker memory://"
+    assert line.endswith(tail), line

@@ -75,7 +75,10 @@ def test_wire_imports_only_the_standard_library_and_errors() -> None:
                 assert mod.startswith(("ssehub.wire", "ssehub.errors")), (path, mod)
 
 
-def test_no_module_is_far_over_400_lines() -> None:
-    for path in SRC.rglob("*.py"):
+def test_no_module_is_over_400_lines() -> None:
+    """Python modules and the pages' own JavaScript modules (not the vendored libraries)."""
+    js = [p for p in (SRC / "asgi" / "static").rglob("*.js") if "vendor" not in p.parts]
+    assert js, "the pages' JavaScript modules were not found"
+    for path in [*SRC.rglob("*.py"), *js]:
         lines = len(path.read_text(encoding="utf-8").splitlines())
-        assert lines <= 450, f"{path.relative_to(SRC)} has {lines} lines: split it"
+        assert lines <= 400, f"{path.relative_to(SRC)} has {lines} lines: split it"

@@ -1,8 +1,9 @@
-"""The ``ssehub`` command: serve, publish, subscribe (and chat, simulate-llm from the relay).
+"""The ssehub command: serve, publish, subscribe (and chat, simulate-llm from the relay).
 
-Every setting of ``ssehub.config.Settings`` is a ``serve`` flag (``--history-size 500``), an
-environment variable (``SSEHUB_HISTORY_SIZE``) and a key of the TOML file (``--config``);
-precedence: flag > environment > file > default.
+Every setting of ssehub.config.Settings is a serve flag (--history-size 500), an
+environment variable (SSEHUB_HISTORY_SIZE) and a key of the TOML file (--config);
+precedence: flag > environment > file > default. The client commands (publish, subscribe,
+chat) find the hub with --url, else SSEHUB_URL, else http://127.0.0.1:8181.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -24,6 +26,19 @@ from .errors import SSEHubError
 __all__ = ["main"]
 
 DEFAULT_URL = "http://127.0.0.1:8181"
+GIVE_UP_UNCONNECTED = 5  # failed connects before `subscribe` gives up if it never connected
+# json.dumps(ensure_ascii=False) escapes C0 controls but not DEL and the C1 range, which
+# some terminals obey (U+009B is CSI): escape them too, the line stays valid JSON
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def hub_url() -> str:
+    """The hub URL the client commands use by default: SSEHUB_URL, else DEFAULT_URL."""
+    return os.environ.get("SSEHUB_URL") or DEFAULT_URL
+
+
+def json_line(value: object) -> str:
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
 
 
 def _serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -65,14 +80,24 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 async def _subscribe(args: argparse.Namespace) -> None:
-    from .client import subscribe
+    from .client import Retrying, subscribe
 
+    def retrying(info: Retrying) -> None:
+        print(f"ssehub subscribe: {info.reason}; retrying in {info.delay:.1f} s"
+              + (f" (failed attempts: {info.failures})" if info.failures else ""),
+              file=sys.stderr, flush=True)
+
+    if args.max_retries is None:  # give up early only if it never connected
+        limit, keep = GIVE_UP_UNCONNECTED, True
+    else:
+        limit, keep = args.max_retries, False
     async for event in subscribe(args.url, args.topics, last_event_id=args.last_event_id,
-                                 token=args.token or None):
+                                 max_failures=limit, keep_trying_once_connected=keep,
+                                 on_retry=retrying, token=args.token or None):
         line = {"event": event.event or "message", "data": event.data}
         if event.event != "gap":
             line["id"] = event.id or ""
-        print(json.dumps(line, ensure_ascii=False), flush=True)
+        print(json_line(line), flush=True)
 
 
 def _cmd_subscribe(args: argparse.Namespace) -> int:
@@ -111,8 +136,16 @@ def _add_token_flag(parser: argparse.ArgumentParser) -> None:
                              "variable: flags show up in process lists)")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssehub", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ssehub", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the hub server (default 127.0.0.1:8181)")
@@ -124,14 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("data")
     pub.add_argument("--event", help="event name")
     pub.add_argument("--json", action="store_true", help="DATA is JSON, send it as a JSON value")
-    pub.add_argument("--url", default=DEFAULT_URL, help=f"hub URL (default {DEFAULT_URL})")
+    pub.add_argument("--url", default=hub_url(), help=f"hub URL (default: SSEHUB_URL, else {DEFAULT_URL})")
     _add_token_flag(pub)
     pub.set_defaults(func=_cmd_publish)
 
     subs = sub.add_parser("subscribe", help="print events as JSON lines; resumes after drops")
     subs.add_argument("topics", nargs="+")
     subs.add_argument("--last-event-id", help="resume after this id ('earliest' for all history)")
-    subs.add_argument("--url", default=DEFAULT_URL, help=f"hub URL (default {DEFAULT_URL})")
+    subs.add_argument("--url", default=hub_url(), help=f"hub URL (default: SSEHUB_URL, else {DEFAULT_URL})")
+    subs.add_argument("--max-retries", type=_positive, metavar="N",
+                      help="exit with status 1 after N failed connection attempts in a row "
+                           f"(default: after {GIVE_UP_UNCONNECTED} if it never connected; "
+                           "once connected, it keeps trying)")
     _add_token_flag(subs)
     subs.set_defaults(func=_cmd_subscribe)
 
@@ -166,7 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
     return code
+
+
+def _quiet_stdout() -> None:
+    """The reader of our stdout went away (``ssehub subscribe … | head -3``): point stdout
+    at devnull so the interpreter's final flush does not print a second error (Python's
+    documented recipe, "Note on SIGPIPE" in the signal module)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

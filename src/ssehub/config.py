@@ -15,13 +15,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import BadRequest
+from .errors import ConfigError
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
-
-
-class ConfigError(BadRequest):
-    """A setting has an invalid value or the file cannot be read."""
 
 
 @dataclass(frozen=True, slots=True)

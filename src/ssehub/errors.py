@@ -3,6 +3,7 @@
 ::
 
     SSEHubError                      (500)
+    ├── ConfigError                  a setting or the config file is invalid (local: no HTTP)
     ├── BadRequest                   (400)
     │   ├── InvalidTopic
     │   ├── InvalidField             CR/LF/NUL in an id or event name, bad retry
@@ -25,9 +26,20 @@
         ├── BrokerUnavailable
         └── CapacityExceeded
 
-Every error carries the HTTP status the web layer answers with, and the response headers
-it needs (``headers``: e.g. ``WWW-Authenticate`` on a 401); the message is safe to show to a
-client (never a stack trace, never a secret, never a token).
+    SSEHubError
+    └── ClientError                  ssehub.client / the CLI: failures seen from the client side
+        ├── ConnectError             the server cannot be reached (or reconnecting gave up)
+        ├── HTTPStatusError          the server answered with an error; .status is its status
+        └── RemoteProtocolError      the server's answer is not a valid event stream (not
+                                     text/event-stream, a line or event over the limits)
+
+Every error the server raises carries the HTTP status the web layer answers with, and the
+response headers it needs (``headers``: e.g. ``WWW-Authenticate`` on a 401); the message is
+safe to show to a client (never a stack trace, never a secret, never a token). ``ConfigError``
+and the ``ClientError`` branch are local: they never become a response (the CLI prints
+them), so they keep the root's 500. As in h11, what the *other side* did wrong
+(``RemoteProtocolError``, ``HTTPStatusError``) is told apart from local mistakes: a line
+too long sent by a server is not the client's ``BadRequest``.
 """
 
 from __future__ import annotations
@@ -40,9 +52,13 @@ __all__ = [
     "BadRequest",
     "BrokerUnavailable",
     "CapacityExceeded",
+    "ClientError",
+    "ConfigError",
+    "ConnectError",
     "CrossOriginRefused",
     "EventTooLarge",
     "Forbidden",
+    "HTTPStatusError",
     "HeaderTooLarge",
     "HostNotAllowed",
     "HubClosed",
@@ -54,6 +70,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "RemoteProtocolError",
     "SSEHubError",
     "Unauthorized",
     "Unavailable",
@@ -72,6 +89,10 @@ class SSEHubError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else type(self).__name__
+
+
+class ConfigError(SSEHubError):
+    """A setting has an invalid value or the config file cannot be read (local, not HTTP)."""
 
 
 class BadRequest(SSEHubError):
@@ -167,3 +188,26 @@ class BrokerUnavailable(Unavailable):
 
 class CapacityExceeded(Unavailable):
     pass
+
+
+# -- client side (ssehub.client and the CLI) --------------------------------------------
+
+
+class ClientError(SSEHubError):
+    """Root of the failures ssehub's client sees; never answered over HTTP."""
+
+
+class ConnectError(ClientError):
+    """The server could not be reached, or reconnecting gave up."""
+
+
+class HTTPStatusError(ClientError):
+    """The server refused the request; ``status`` is the status it answered with."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RemoteProtocolError(ClientError):
+    """The server's answer breaks the protocol: not an event stream, or over the limits."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import logging
+import re
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -39,6 +41,14 @@ class Server(uvicorn.Server):
         super().__init__(config)
         self.hub_state = state
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit and self.servers:
+            if self.hub_state.settings.log_format == "json":
+                logging.getLogger("uvicorn.error").info(banner(self))
+            else:
+                print(banner(self), file=sys.stderr, flush=True)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.hub_state.close()
         await super().shutdown(sockets)
@@ -63,6 +73,28 @@ def warn_if_exposed(settings: Settings) -> bool:
         "publish, read every topic and start LLM generations. Set SSEHUB_JWT_SECRET (or "
         "jwt_public_key) to turn auth on (see docs/auth.md), or bind to 127.0.0.1.", settings.host)
     return True
+
+
+def banner(server: Server) -> str:
+    """One line telling where everything is, printed once the socket is bound."""
+    from . import __version__
+
+    settings = server.hub_state.settings
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    relay = server.hub_state.relay
+    providers = getattr(relay, "providers", None)
+    if providers is None or providers.demo_only:
+        provider = ("demo (simulated; set SSEHUB_LLM_BASE_URL, SSEHUB_LLM_API_KEY and "
+                    "SSEHUB_LLM_MODEL for a real model)")
+    else:
+        default = providers.default
+        model = default.default_model
+        provider = f"{default.name} ({model})" if model else default.name
+    broker = re.sub(r"//[^@/]*@", "//", settings.broker)  # never a password
+    return (f"ssehub {__version__} — chat {base}/ · console {base}/console · "
+            f"provider {provider} · broker {broker}")
 
 
 def build_server(settings: Settings, **uvicorn_options: Any) -> Server:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 import ssehub.client
-from ssehub.client import ClientError
+from ssehub.errors import ClientError
 
 from ..e2e.helpers import SSEHUB, SSEStream, clean_env, subscribe_target, wait_until
 from .conftest import SECRET, make_token
@@ -84,7 +84,7 @@ async def test_the_client_reconnects_with_a_fresh_token_from_a_function(serve: A
     received: list[str] = []
 
     async def consume() -> None:
-        async for event in ssehub.client.subscribe(server.url, "news", token=fresh, max_reconnects=5):
+        async for event in ssehub.client.subscribe(server.url, "news", token=fresh, max_failures=5):
             received.append(event.data)
 
     task = asyncio.create_task(consume())

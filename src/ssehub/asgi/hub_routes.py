@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import CapacityExceeded, Forbidden, InvalidTopic, RateLimited, SSEHubError
 from .auth import Auth
-from .bodies import parse_publications, read_body
+from .bodies import in_item, parse_publications, read_body
 from .origin import refuse_cross_site
 from .state import HubState, state_of
 from .streaming import SSE_HEADERS, stream_subscription
@@ -92,7 +92,12 @@ class Publish:
                 if isinstance(topic, str) and topic.startswith(PRIVATE_PREFIX):
                     raise Forbidden(f"topics under {PRIVATE_PREFIX} are written by the LLM relay only")
         # Validate every publication before publishing any: a bad batch publishes nothing.
-        prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
+        prepared = []
+        for index, p in enumerate(pubs):
+            try:
+                prepared.append(hub.prepare(p.topics, p.data, event=p.event, retry=p.retry))
+            except SSEHubError as exc:
+                raise (in_item(index, exc) if batch else exc) from None
         if grant is not None:  # auth: every topic of every publication must be allowed
             Auth.check_publish(grant, (t for p in pubs for t in p.topics if isinstance(t, str)))
         ids = [await hub.commit(p) for p in prepared]

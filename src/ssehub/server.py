@@ -13,10 +13,13 @@ import socket
 from typing import Any
 
 import uvicorn
+import uvicorn.logging
 
 from .asgi import create_app
+from .asgi.hosts import describe_allowed_hosts
 from .asgi.state import HubState
 from .config import Settings
+from .server_protocol import limits_for, protocol_class, raise_nofile_limit
 
 __all__ = ["Server", "build_server", "run"]
 
@@ -40,7 +43,19 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def _ssehub_log(settings: Settings) -> logging.Logger:
+    """The "ssehub" logger, printing like uvicorn's when nothing else configured it."""
+    logger = logging.getLogger("ssehub")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(uvicorn.logging.DefaultFormatter("%(levelprefix)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(settings.log_level.upper())
+    return logger
+
+
 def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
+    log = _ssehub_log(settings)
     app = create_app(settings)
     options: dict[str, Any] = {
         "host": settings.host,
@@ -58,10 +73,14 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     if settings.trusted_proxies:
         options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
     if importlib.util.find_spec("httptools") is not None:
-        options["http"] = "httptools"
+        # request head size and time, and every connection counted (server_protocol.py)
+        options["http"] = protocol_class(limits_for(settings, raise_nofile_limit()))
+    else:  # pragma: no cover - uvicorn[standard] brings httptools; h11 has a head limit of its own
+        options["h11_max_incomplete_event_size"] = settings.max_header_bytes
     options.update(uvicorn_options)
     config = uvicorn.Config(app, **options)  # configures logging
     logging.getLogger("uvicorn.error").addFilter(_QuietAbort())
+    log.info("%s", describe_allowed_hosts(settings))
     return Server(config, app.state.ssehub)
 
 

@@ -17,9 +17,10 @@ from starlette.types import Receive, Scope, Send
 from ..brokers import from_url
 from ..config import Settings
 from ..core import Hub
-from ..errors import SSEHubError
+from ..errors import BadRequest, SSEHubError
 from ..relay import Relay
 from .chat import chat_routes
+from .hosts import AllowedHosts
 from .hub_routes import PRIVATE_PREFIX, Publish, Subscribe, hub_routes
 from .pages import page_routes
 from .state import HubState
@@ -47,9 +48,17 @@ class HubApp(Starlette):
     """
 
     fast_path = True
+    allowed_hosts: AllowedHosts | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # (A coroutine function, as servers detect ASGI 3 apps by that.)
+        if scope["type"] == "http" and self.allowed_hosts is not None:
+            # DNS-rebinding defence, before routing and on the direct path too (hosts.py)
+            refused = self.allowed_hosts.allows(scope)
+            if refused is not None:
+                await _error_response(BadRequest(
+                    f"host {refused!r} is not served here (add it to allowed_hosts)"))(scope, receive, send)
+                return
         if self.fast_path and scope["type"] == "http":
             path, root = scope["path"], scope.get("root_path", "")
             if root and path.startswith(root):
@@ -125,6 +134,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
         lifespan=lifespan,
     )
     app.fast_path = not middleware
+    app.allowed_hosts = AllowedHosts(settings)
+    app.state.allowed_hosts = app.allowed_hosts
     app.state.ssehub = state
     app.state.hub = hub
     app.state.settings = settings

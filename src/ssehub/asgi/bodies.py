@@ -13,7 +13,7 @@ from starlette.types import Receive
 
 from ..errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["Publication", "parse_publications", "read_body"]
+__all__ = ["RESERVED_EVENTS", "Publication", "parse_publications", "read_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +61,18 @@ def _retry(value: object) -> int | None:
     raise MalformedBody("retry must be a non-negative integer (milliseconds)")
 
 
+#: event names ssehub itself emits on ordinary topics: a subscriber can trust every one it sees
+RESERVED_EVENTS = frozenset({"gap"})
+
+
 def _event(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise MalformedBody("event must be a string")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedBody("event must be a string")
+    if value in RESERVED_EVENTS:
+        raise MalformedBody(f"event name {value!r} is reserved for ssehub's own notices")
+    return value
 
 
 _FIELDS = {"topic", "data", "event", "retry"}
@@ -105,7 +113,7 @@ def parse_publications(
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
                 raise MalformedBody("body must be UTF-8 text") from None
-            return [Publication(tuple(query.getlist("topic")), text, query.get("event"),
+            return [Publication(tuple(query.getlist("topic")), text, _event(query.get("event")),
                                 _retry(query.get("retry")))], False
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype == "application/json" or ctype.endswith("+json"):
@@ -135,7 +143,7 @@ def parse_publications(
                 if len(form.get(key, ())) > 1:
                     raise MalformedBody(f"field {key} given more than once")
             data = form.get("data", [""])[0]
-            event = form["event"][0] if "event" in form else None
+            event = _event(form["event"][0]) if "event" in form else None
             retry = form["retry"][0] if "retry" in form else None
             return [Publication(tuple(form["topic"]), data, event, _retry(retry))], False
     except RecursionError:

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..core import Subscription, SubscriptionClosed
 from ..wire import encode_comment, encode_id, encode_retry
 
-__all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription", "watch_disconnect"]
+__all__ = ["SSE_HEADERS", "DisconnectWatch", "Transform", "stream_subscription", "watch_disconnect"]
 
 log = logging.getLogger("ssehub")
 
@@ -31,6 +31,9 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-accel-buffering", b"no"),
 ]
 HEARTBEAT = encode_comment()
+
+#: rewrites a chunk of encoded frames; returns (bytes to send, whether the response ends there)
+Transform = Callable[[bytes], tuple[bytes, bool]]
 
 
 class DisconnectWatch:
@@ -176,8 +179,12 @@ async def stream_subscription(
     *,
     first: bytes = b"",
     release: Callable[[], None] | None = None,
+    transform: Transform | None = None,
 ) -> None:
     """Stream ``sub`` until the client leaves, the hub closes or the consumer is cut off.
+
+    ``transform`` (``GET /chat/stream``) rewrites each chunk of frames before it is sent (never
+    a heartbeat) and says whether the response ends with it: ``(body, last)``.
 
     A stream cut off because its client stopped reading returns without completing the
     response: the server then closes the connection.
@@ -201,11 +208,16 @@ async def stream_subscription(
             if chunk is None:
                 await sub.ready()
                 continue
-            message = {"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": True}
+            last = False
+            if transform is not None and chunk:
+                chunk, last = transform(chunk)
+            message = {"type": "http.response.body", "body": chunk or HEARTBEAT, "more_body": not last}
             if guard.disconnect_policy or hub.closed:
                 await guard.send(send, message, hub.closed)
             else:
                 await send(message)
+            if last:
+                return
         # Hub shutting down (or slow consumer cut off): tell the client when to come back,
         # with jitter so thousands of clients do not reconnect in the same millisecond.
         base = settings.shutdown_retry

@@ -38,8 +38,7 @@ __all__ = ["EdgeLimits", "admit", "error_head", "limits_for", "protocol_class", 
 log = logging.getLogger("ssehub")
 
 RESERVED_FDS = 128  # files, log files, broker and upstream connections: never used by clients
-LINGER = 1.0  # seconds a refused connection keeps reading (and discarding) before it closes
-LINGER_BYTES = 256 * 1024
+LINGER = 1.0  # seconds a refused connection stays open (not reading) so its answer is read
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +103,10 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_open = True  # the next bytes belong to a request head
         self._head_bytes = 0
+        self._heads = 0  # request heads completed on this connection
         self._head_timer: asyncio.TimerHandle | None = None
         self._busy = False
         self._refused = False
-        self._discarded = 0
 
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -140,25 +139,24 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     # bytes in
     def data_received(self, data: bytes) -> None:
-        if self._refused:  # lingering: read and drop, so the error answer is not lost to a reset
-            self._discarded += len(data)
-            if self._discarded > LINGER_BYTES:
-                self.transport.abort()
+        if self._refused:  # lingering (reading is paused; a read already under way lands here)
             return
         if self._head_open:
             room = self.limits.max_header_bytes - self._head_bytes
             if len(data) > room:
                 first, rest = data[:room], data[room:]
                 self._head_bytes += len(first)
+                heads = self._heads
                 if first:
                     super().data_received(first)
                 if self._refused or self.transport.is_closing():
                     return
-                if self._head_open:
+                if self._head_open and self._heads == heads:
                     self._refuse(431, f"request line and headers exceed max_header_bytes "
                                       f"({self.limits.max_header_bytes} bytes)")
                     return
-                self.data_received(rest)  # the head ended in ``first``: count the next one anew
+                # a head ended within ``first``: count the next one anew (pipelining)
+                self.data_received(rest)
                 return
             self._head_bytes += len(data)
         super().data_received(data)
@@ -171,6 +169,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_open = False
+        self._heads += 1
         self._disarm()
         if self._busy:
             self._refuse(503, "too many open connections; try again later")
@@ -190,15 +189,21 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     # answers
     def _refuse(self, status: int, message: str) -> None:
-        """Answer ``status`` (unless a response is already under way) and close the connection
-        after a short linger that reads and discards what the client still sends."""
+        """Answer ``status`` (unless a response is already under way) and close the connection;
+        after a 431, whose client may still be sending its head, only after a short linger (a
+        close with unread data would reset the connection and lose the answer)."""
         self._refused = True
         self._disarm()
         transport = self.transport
         if self.cycle is None or self.cycle.response_complete:
             transport.write(error_head(status, message))
-        if transport.can_write_eof():
+        if status != 431:  # the head was read (503) or nothing is arriving (408): close now
+            transport.close()
+        elif transport.can_write_eof():
+            # FIN after the answer, then stop reading: a client still sending blocks on its full
+            # window (nothing more is buffered here) while it reads the answer; closed after LINGER
             transport.write_eof()
+            transport.pause_reading()
             self.loop.call_later(LINGER, transport.abort)
         else:  # pragma: no cover - TLS transports
             transport.close()

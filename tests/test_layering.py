@@ -20,6 +20,8 @@ FORBIDDEN = {
     "asgi": ["uvicorn", "ssehub.server", "ssehub.cli"],
     "errors.py": ["ssehub.", "starlette", "httpx"],
     "config.py": ["ssehub.core", "ssehub.asgi", "starlette", "httpx"],
+    # the head/connection limits sit below the app: reusable by another front end
+    "server_protocol.py": ["ssehub.asgi", "ssehub.core", "ssehub.relay", "ssehub.brokers", "starlette"],
     "client.py": ["ssehub.core", "ssehub.asgi", "ssehub.relay", "starlette", "redis"],
 }
 

@@ -23,6 +23,8 @@ FORBIDDEN = {
     "errors.py": ["ssehub.", "starlette", "httpx"],
     "logs.py": ["ssehub.", "starlette", "httpx", "redis", "uvicorn", "prometheus_client"],
     "config.py": ["ssehub.core", "ssehub.asgi", "starlette", "httpx"],
+    # the head/connection limits sit below the app: reusable by another front end
+    "server_protocol.py": ["ssehub.asgi", "ssehub.core", "ssehub.relay", "ssehub.brokers", "starlette"],
     "client.py": ["ssehub.core", "ssehub.asgi", "ssehub.relay", "starlette", "redis"],
     "tokens.py": ["ssehub.asgi", "ssehub.relay", "ssehub.client", "ssehub.server", "ssehub.cli",
                   "starlette", "httpx", "redis", "uvicorn"],

@@ -10,17 +10,21 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import logging
+import logging.config
 import re
 import socket
 import sys
 from typing import Any
 
 import uvicorn
+import uvicorn.logging
 
 from .asgi import create_app
+from .asgi.hosts import describe_allowed_hosts
 from .asgi.state import HubState
 from .config import Settings
 from .logs import RedactTokens, log_config
+from .server_protocol import limits_for, protocol_class, raise_nofile_limit
 
 __all__ = ["Server", "build_server", "is_loopback", "run"]
 
@@ -97,7 +101,20 @@ def banner(server: Server) -> str:
             f"provider {provider} · broker {broker}")
 
 
+def _ssehub_log(settings: Settings) -> logging.Logger:
+    """The "ssehub" logger, printing like uvicorn's when nothing else configured it."""
+    logger = logging.getLogger("ssehub")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(uvicorn.logging.DefaultFormatter("%(levelprefix)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(settings.log_level.upper())
+    return logger
+
+
 def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
+    # without a log_config (an embedding app or a test), print ssehub's lines like uvicorn's
+    log = logging.getLogger("ssehub") if "log_config" in uvicorn_options else _ssehub_log(settings)
     app = create_app(settings)
     warn_if_exposed(settings)
     options: dict[str, Any] = {
@@ -116,13 +133,17 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     if settings.trusted_proxies:
         options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
     if importlib.util.find_spec("httptools") is not None:
-        options["http"] = "httptools"
+        # request head size and time, and every connection counted (server_protocol.py)
+        options["http"] = protocol_class(limits_for(settings, raise_nofile_limit()))
+    else:  # pragma: no cover - uvicorn[standard] brings httptools; h11 has a head limit of its own
+        options["h11_max_incomplete_event_size"] = settings.max_header_bytes
     options.update(uvicorn_options)
     config = uvicorn.Config(app, **options)  # configures logging
     logging.getLogger("uvicorn.error").addFilter(_QuietAbort())
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())  # whatever handlers an embedding app gave it
+    log.info("%s", describe_allowed_hosts(settings))
     return Server(config, app.state.ssehub)
 
 
@@ -133,5 +154,8 @@ def run(settings: Settings) -> None:
     JSON, query tokens redacted (``build_server`` alone keeps uvicorn's default, so an app or
     a test that embeds the server keeps its own logging setup).
     """
-    server = build_server(settings, log_config=log_config(settings.log_level, settings.log_format))
+    # configured before the server is built, so that its start-up lines (open-file limit,
+    # served Host names) are printed like every later one
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+    server = build_server(settings, log_config=None)
     server.run()

@@ -21,7 +21,7 @@ from starlette.types import Receive
 from ..errors import InvalidField, MalformedBody, PayloadTooLarge, SSEHubError, UnsupportedMediaType
 from ..wire import MAX_RETRY_MS
 
-__all__ = ["Publication", "in_item", "parse_publications", "read_body"]
+__all__ = ["RESERVED_EVENTS", "Publication", "in_item", "parse_publications", "read_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +77,18 @@ def in_item(index: int, exc: SSEHubError) -> SSEHubError:
     return error
 
 
+#: event names ssehub itself emits on ordinary topics: a subscriber can trust every one it sees
+RESERVED_EVENTS = frozenset({"gap"})
+
+
 def _event(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise MalformedBody("event must be a string")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedBody("event must be a string")
+    if value in RESERVED_EVENTS:
+        raise MalformedBody(f"event name {value!r} is reserved for ssehub's own notices")
+    return value
 
 
 _FIELDS = {"topic", "data", "event", "retry"}
@@ -121,7 +129,7 @@ def parse_publications(
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
                 raise MalformedBody("body must be UTF-8 text") from None
-            return [Publication(tuple(query.getlist("topic")), text, query.get("event"),
+            return [Publication(tuple(query.getlist("topic")), text, _event(query.get("event")),
                                 _retry(query.get("retry")))], False
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype == "application/json" or ctype.endswith("+json"):
@@ -163,7 +171,7 @@ def parse_publications(
                 if len(form.get(key, ())) > 1:
                     raise MalformedBody(f"field {key} given more than once")
             data = form["data"][0]
-            event = form["event"][0] if "event" in form else None
+            event = _event(form["event"][0]) if "event" in form else None
             retry = form["retry"][0] if "retry" in form else None
             return [Publication(tuple(form["topic"]), data, event, _retry(retry))], False
     except RecursionError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from functools import partial
 from typing import Any
@@ -12,14 +13,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import CapacityExceeded, Forbidden, InvalidTopic, RateLimited, SSEHubError
+from ..errors import Forbidden, InvalidTopic, SSEHubError
 from .auth import Auth
 from .bodies import in_item, parse_publications, read_body
+from .hosts import hosts_of
+from .limits import admit_stream, resume_id
 from .origin import refuse_cross_site
 from .state import HubState, state_of
 from .streaming import SSE_HEADERS, stream_subscription
 
 __all__ = ["PRIVATE_PREFIX", "hub_routes"]
+
+#: publications of a batch handled between two yields to the event loop
+BATCH_SLICE = 256
 
 #: topics under this prefix are LLM generations: never listed by GET /topics
 PRIVATE_PREFIX = "chat/"
@@ -47,15 +53,8 @@ class Subscribe:
             raise InvalidTopic("at least one topic parameter is required")
         # auth (asgi/auth.py): 401/403 before subscribing; the stream ends when the token expires
         expires = state.auth.check_subscribe(scope, topics) if state.auth is not None else None
-        # EventSource sends Last-Event-ID itself on reconnects; its first request can only
-        # carry the query parameter, so the header wins when both are present.
-        resume = Headers(scope=scope).get("last-event-id") or query.get("last_event_id") or None
-        if state.connections >= settings.max_connections:
-            raise CapacityExceeded("too many open connections; try again later")
-        client = scope.get("client")
-        addr = client[0] if client else ""
-        if state.per_client.get(addr, 0) >= settings.max_subscriptions_per_client:
-            raise RateLimited("too many open subscriptions from this address")
+        resume = resume_id(scope, query, settings.max_last_event_id)
+        addr = admit_stream(state, scope)
         sub = state.hub.subscribe(topics, last_event_id=resume)
         state.opened(addr)
         return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr),
@@ -81,7 +80,7 @@ class Publish:
         state: HubState = state_of(scope)
         await state.ensure_started()
         headers = Headers(scope=scope)
-        refuse_cross_site(headers, state.settings)
+        refuse_cross_site(headers, state.settings, hosts_of(scope))
         # auth (asgi/auth.py): a missing or invalid token is refused before the body is read
         grant = state.auth.authenticate(scope) if state.auth is not None else None
         body = await read_body(receive, headers, state.settings.max_event_bytes)
@@ -92,15 +91,22 @@ class Publish:
                 if isinstance(topic, str) and topic.startswith(PRIVATE_PREFIX):
                     raise Forbidden(f"topics under {PRIVATE_PREFIX} are written by the LLM relay only")
         # Validate every publication before publishing any: a bad batch publishes nothing.
+        # A big batch yields to the loop between slices: no request blocks others for long.
         prepared = []
         for index, p in enumerate(pubs):
             try:
                 prepared.append(hub.prepare(p.topics, p.data, event=p.event, retry=p.retry))
             except SSEHubError as exc:
                 raise (in_item(index, exc) if batch else exc) from None
+            if not (index + 1) % BATCH_SLICE:
+                await asyncio.sleep(0)
         if grant is not None:  # auth: every topic of every publication must be allowed
             Auth.check_publish(grant, (t for p in pubs for t in p.topics if isinstance(t, str)))
-        ids = [await hub.commit(p) for p in prepared]
+        ids = []
+        for i, prep in enumerate(prepared, 1):
+            ids.append(await hub.commit(prep))
+            if not i % BATCH_SLICE:
+                await asyncio.sleep(0)
         state.stats.published += len(ids)
         if batch:
             answer = ('{"ids":[' + ",".join(f'"{i}"' for i in ids) + "]}").encode()

@@ -24,7 +24,7 @@ from ..core import Subscription, SubscriptionClosed
 from ..wire import encode_comment, encode_id, encode_retry
 from .state import EdgeStats
 
-__all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription", "watch_disconnect"]
+__all__ = ["SSE_HEADERS", "DisconnectWatch", "Transform", "stream_subscription", "watch_disconnect"]
 
 log = logging.getLogger("ssehub")
 
@@ -34,6 +34,9 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-accel-buffering", b"no"),
 ]
 HEARTBEAT = encode_comment()
+
+#: rewrites a chunk of encoded frames; returns (bytes to send, whether the response ends there)
+Transform = Callable[[bytes], tuple[bytes, bool]]
 
 
 class DisconnectWatch:
@@ -204,9 +207,13 @@ async def stream_subscription(
     release: Callable[[], None] | None = None,
     stats: EdgeStats | None = None,
     expires: float | None = None,
+    transform: Transform | None = None,
 ) -> None:
     """Stream ``sub`` until the client leaves, the hub closes, the consumer is cut off or
     the token expires (``expires``: Unix time, from the token's ``exp`` plus leeway).
+
+    ``transform`` (``GET /chat/stream``) rewrites each chunk of frames before it is sent (never
+    a heartbeat) and says whether the response ends with it: ``(body, last)``.
 
     A stream cut off because its client stopped reading returns without completing the
     response: the server then closes the connection.
@@ -238,14 +245,19 @@ async def stream_subscription(
             if chunk is None:
                 await sub.ready()
                 continue
+            last = False
+            if transform is not None and chunk:
+                chunk, last = transform(chunk)
             body = chunk or HEARTBEAT
             stats.writes += 1
             stats.bytes += len(body)
-            message = {"type": "http.response.body", "body": body, "more_body": True}
+            message = {"type": "http.response.body", "body": body, "more_body": not last}
             if guard.disconnect_policy or hub.closed:
                 await guard.send(send, message, hub.closed)
             else:
                 await send(message)
+            if last:
+                return
         # Hub shutting down (or slow consumer cut off): tell the client when to come back,
         # with jitter so thousands of clients do not reconnect in the same millisecond.
         base = settings.shutdown_retry

@@ -9,6 +9,7 @@ answer with it. (Server-side JWT auth is built separately; the pages only need t
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .support import open_page, wait_for
 
@@ -122,7 +124,11 @@ def test_console_asks_for_a_token_keeps_it_and_retries(gated: str, new_page: Any
     page.click(".token-clear")
     assert token_cookie(page) is None
     assert page.locator(".token-bar").is_hidden()
-    page.click("#topics-refresh")
+    # the next 401 asks again: the refresh asks the hub, unless another request of the page
+    # (a periodic refresh, a reconnect) already got its 401 and the dialog is up
+    if not dialog.is_visible():
+        with contextlib.suppress(PlaywrightTimeout):
+            page.click("#topics-refresh", timeout=3000)
     dialog.wait_for()
     page.click(".token-cancel")
     dialog.wait_for(state="detached")

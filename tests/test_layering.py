@@ -23,7 +23,11 @@ FORBIDDEN = {
     "errors.py": ["ssehub.", "starlette", "httpx"],
     "logs.py": ["ssehub.", "starlette", "httpx", "redis", "uvicorn", "prometheus_client"],
     "config.py": ["ssehub.core", "ssehub.asgi", "starlette", "httpx"],
+    # the head/connection limits sit below the app: reusable by another front end
+    "server_protocol.py": ["ssehub.asgi", "ssehub.core", "ssehub.relay", "ssehub.brokers", "starlette"],
     "client.py": ["ssehub.core", "ssehub.asgi", "ssehub.relay", "starlette", "redis"],
+    "tokens.py": ["ssehub.asgi", "ssehub.relay", "ssehub.client", "ssehub.server", "ssehub.cli",
+                  "starlette", "httpx", "redis", "uvicorn"],
 }
 
 
@@ -73,7 +77,10 @@ def test_wire_imports_only_the_standard_library_and_errors() -> None:
                 assert mod.startswith(("ssehub.wire", "ssehub.errors")), (path, mod)
 
 
-def test_no_module_is_far_over_400_lines() -> None:
-    for path in SRC.rglob("*.py"):
+def test_no_module_is_over_400_lines() -> None:
+    """Python modules and the pages' own JavaScript modules (not the vendored libraries)."""
+    js = [p for p in (SRC / "asgi" / "static").rglob("*.js") if "vendor" not in p.parts]
+    assert js, "the pages' JavaScript modules were not found"
+    for path in [*SRC.rglob("*.py"), *js]:
         lines = len(path.read_text(encoding="utf-8").splitlines())
-        assert lines <= 450, f"{path.relative_to(SRC)} has {lines} lines: split it"
+        assert lines <= 400, f"{path.relative_to(SRC)} has {lines} lines: split it"

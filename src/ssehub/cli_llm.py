@@ -4,7 +4,12 @@
 after a dropped connection with ``Last-Event-ID``) and prints the answer as it streams. The
 reasoning goes to the terminal dimmed when stdout is a terminal, else to stderr, so that
 ``ssehub chat "…" > answer.md`` keeps only the answer. Ctrl-C stops the generation on the
-server (``DELETE /chat/G``) and exits with status 130.
+server (``DELETE /chat/G``) and exits with status 130; so does a stream that cannot be read
+(the generation is stopped rather than left running unread).
+
+Model text is untrusted: C0 and C1 control characters other than newline and tab are
+removed before it reaches the terminal (no escape sequences that retitle the window, move
+the cursor or rewrite the screen).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -25,7 +31,14 @@ __all__ = ["register", "run_chat"]
 
 DEFAULT_URL = "http://127.0.0.1:8181"
 DIM, RESET = "\x1b[2m", "\x1b[0m"
+_UNREAD = -1  # _follow could not read the stream: stop the generation, exit 1
 RECONNECTS = 5
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without C0/C1 control characters, newline and tab excepted."""
+    return _CONTROLS.sub("", text)
 
 
 class _Printer:
@@ -45,7 +58,7 @@ class _Printer:
                 self.out.write(DIM)
             self.mode = kind
         stream = self.reasoning_to if kind == "reasoning" else self.out
-        stream.write(text)
+        stream.write(printable(text))
         stream.flush()
 
     def _end_reasoning(self, gap: str) -> None:
@@ -78,8 +91,8 @@ async def _follow(client: httpx.AsyncClient, url: str, printer: _Printer) -> int
                 if resp.status_code != 200:
                     await resp.aread()
                     printer.close()
-                    print(f"ssehub chat: {_error_text(resp)}", file=printer.err)
-                    return 1
+                    print(f"ssehub chat: cannot read the answer: {_error_text(resp)}", file=printer.err)
+                    return _UNREAD
                 async for piece in resp.aiter_bytes():
                     for event in parser.feed(piece):
                         status = _show(event.event, event.data, printer)
@@ -91,7 +104,7 @@ async def _follow(client: httpx.AsyncClient, url: str, printer: _Printer) -> int
         await asyncio.sleep(0.5)
     printer.close()
     print("ssehub chat: lost the connection to the server", file=printer.err)
-    return 1
+    return _UNREAD
 
 
 def _show(kind: str | None, data: str, printer: _Printer) -> int | None:
@@ -110,7 +123,7 @@ def _show(kind: str | None, data: str, printer: _Printer) -> int | None:
     elif kind == "error":
         printer.close()
         message = payload.get("message") if isinstance(payload, dict) else payload
-        print(f"ssehub chat: upstream error: {message}", file=printer.err)
+        print(f"ssehub chat: upstream error: {printable(str(message))}", file=printer.err)
         return 1
     return None
 
@@ -125,8 +138,10 @@ async def run_chat(
     err: TextIO | None = None,
     tty: bool | None = None,
     reasoning: bool = True,
+    token: str | None = None,
 ) -> int:
-    """Ask, stream the answer; on cancellation (Ctrl-C) stop the generation and return 130."""
+    """Ask, stream the answer; on cancellation (Ctrl-C) stop the generation and return 130.
+    ``token`` (sent as ``Authorization: Bearer``) is needed when the hub has auth on."""
     out = out or sys.stdout
     err = err or sys.stderr
     if tty is None:
@@ -139,7 +154,8 @@ async def run_chat(
     if provider:
         body["provider"] = provider
     timeout = httpx.Timeout(10.0, read=None)
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=timeout, headers=auth) as client:
         try:
             resp = await client.post(base + "/chat", json=body)
         except httpx.TransportError as exc:
@@ -149,22 +165,43 @@ async def run_chat(
             print(f"ssehub chat: {_error_text(resp)}", file=err)
             return 1
         info = resp.json()
+
+        async def stop() -> None:
+            with contextlib.suppress(httpx.HTTPError, asyncio.TimeoutError):
+                await asyncio.wait_for(client.delete(f"{base}/chat/{info['id']}"), 5)
+
         try:
-            return await _follow(client, base + info["events"], printer)
+            status = await _follow(client, events_url(base, info["events"]), printer)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             printer.close()
-            with contextlib.suppress(httpx.HTTPError):
-                await asyncio.wait_for(client.delete(f"{base}/chat/{info['id']}"), 5)
+            await stop()
             return 130
+        except BrokenPipeError:  # `ssehub chat … | head -3`: nobody reads the rest
+            await stop()
+            raise
+        if status == _UNREAD:
+            await stop()
+            return 1
+        return status
+
+
+def events_url(base: str, events: str) -> str:
+    """The generation's events URL, from the ``events`` field of ``POST /chat``.
+
+    A mounted hub answers a path that already carries its prefix (``/hub/subscribe?…``):
+    an absolute path is resolved against the origin, as a browser does, not appended to
+    ``--url`` (which would give ``/hub/hub/subscribe``); a relative one against ``--url``.
+    """
+    return str(httpx.URL(base.rstrip("/") + "/").join(events))
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run_chat(args.url, args.question, model=args.model, provider=args.provider,
-                                    reasoning=not args.no_reasoning))
+                                    reasoning=not args.no_reasoning, token=args.token or None))
     except KeyboardInterrupt:
         return 130
 
@@ -192,9 +229,12 @@ def register(subparsers: Any) -> None:
     chat.add_argument("question")
     chat.add_argument("--model", help="model name (default: the provider's first model)")
     chat.add_argument("--provider", help="provider name (default: the server's default provider)")
-    chat.add_argument("--url", default=os.environ.get("SSEHUB_URL", DEFAULT_URL),
+    chat.add_argument("--url", default=os.environ.get("SSEHUB_URL") or DEFAULT_URL,
                       help=f"ssehub server URL (default {DEFAULT_URL}, or SSEHUB_URL)")
     chat.add_argument("--no-reasoning", action="store_true", help="do not print the reasoning")
+    chat.add_argument("--token", default=os.environ.get("SSEHUB_TOKEN"),
+                      help="JWT for a hub with auth on (default: SSEHUB_TOKEN; prefer the variable: "
+                           "flags show up in process lists)")
     chat.set_defaults(func=_cmd_chat)
 
     sim = subparsers.add_parser("simulate-llm", help="run the simulated OpenAI-compatible LLM server")

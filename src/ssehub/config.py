@@ -15,13 +15,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import BadRequest
+from .errors import ConfigError
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
-
-
-class ConfigError(BadRequest):
-    """A setting has an invalid value or the file cannot be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +86,19 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        """Every field but the secrets; provider ``headers`` values (Azure's ``api-key``) redacted."""
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "providers":
+                value = tuple({**p, "headers": dict.fromkeys(p["headers"], "***")} if "headers" in p
+                              and isinstance(p["headers"], Mapping) else p for p in value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -8,18 +8,27 @@ its jittered ``retry:`` hint and ends, then uvicorn's own shutdown finds nothing
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
+import logging.config
+import re
 import socket
+import sys
 from typing import Any
 
 import uvicorn
+import uvicorn.logging
 
 from .asgi import create_app
+from .asgi.hosts import describe_allowed_hosts
 from .asgi.state import HubState
 from .config import Settings
 from .logs import RedactTokens, log_config
+from .server_protocol import limits_for, protocol_class, raise_nofile_limit
 
-__all__ = ["Server", "build_server", "run"]
+__all__ = ["Server", "build_server", "is_loopback", "run"]
+
+log = logging.getLogger("ssehub")
 
 
 class _QuietAbort(logging.Filter):
@@ -36,13 +45,78 @@ class Server(uvicorn.Server):
         super().__init__(config)
         self.hub_state = state
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit and self.servers:
+            if self.hub_state.settings.log_format == "json":
+                logging.getLogger("uvicorn.error").info(banner(self))
+            else:
+                print(banner(self), file=sys.stderr, flush=True)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.hub_state.close()
         await super().shutdown(sockets)
 
 
+def is_loopback(host: str) -> bool:
+    """True for a bind address only this machine can reach (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def warn_if_exposed(settings: Settings) -> bool:
+    """Warn (at start) when a non-loopback bind has auth off; True when it warned."""
+    if is_loopback(settings.host) or settings.jwt_secret or settings.jwt_public_key:
+        return False
+    log.warning(
+        "auth is off and ssehub listens on %s, not loopback: anyone who can reach this port can "
+        "publish, read every topic and start LLM generations. Set SSEHUB_JWT_SECRET (or "
+        "jwt_public_key) to turn auth on (see docs/auth.md), or bind to 127.0.0.1.", settings.host)
+    return True
+
+
+def banner(server: Server) -> str:
+    """One line telling where everything is, printed once the socket is bound."""
+    from . import __version__
+
+    settings = server.hub_state.settings
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    relay = server.hub_state.relay
+    providers = getattr(relay, "providers", None)
+    if providers is None or providers.demo_only:
+        provider = ("demo (simulated; set SSEHUB_LLM_BASE_URL, SSEHUB_LLM_API_KEY and "
+                    "SSEHUB_LLM_MODEL for a real model)")
+    else:
+        default = providers.default
+        model = default.default_model
+        provider = f"{default.name} ({model})" if model else default.name
+    broker = re.sub(r"//[^@/]*@", "//", settings.broker)  # never a password
+    return (f"ssehub {__version__} — chat {base}/ · console {base}/console · "
+            f"provider {provider} · broker {broker}")
+
+
+def _ssehub_log(settings: Settings) -> logging.Logger:
+    """The "ssehub" logger, printing like uvicorn's when nothing else configured it."""
+    logger = logging.getLogger("ssehub")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(uvicorn.logging.DefaultFormatter("%(levelprefix)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(settings.log_level.upper())
+    return logger
+
+
 def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
+    # without a log_config (an embedding app or a test), print ssehub's lines like uvicorn's
+    log = logging.getLogger("ssehub") if "log_config" in uvicorn_options else _ssehub_log(settings)
     app = create_app(settings)
+    warn_if_exposed(settings)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -59,13 +133,17 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     if settings.trusted_proxies:
         options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
     if importlib.util.find_spec("httptools") is not None:
-        options["http"] = "httptools"
+        # request head size and time, and every connection counted (server_protocol.py)
+        options["http"] = protocol_class(limits_for(settings, raise_nofile_limit()))
+    else:  # pragma: no cover - uvicorn[standard] brings httptools; h11 has a head limit of its own
+        options["h11_max_incomplete_event_size"] = settings.max_header_bytes
     options.update(uvicorn_options)
     config = uvicorn.Config(app, **options)  # configures logging
     logging.getLogger("uvicorn.error").addFilter(_QuietAbort())
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())  # whatever handlers an embedding app gave it
+    log.info("%s", describe_allowed_hosts(settings))
     return Server(config, app.state.ssehub)
 
 
@@ -76,5 +154,8 @@ def run(settings: Settings) -> None:
     JSON, query tokens redacted (``build_server`` alone keeps uvicorn's default, so an app or
     a test that embeds the server keeps its own logging setup).
     """
-    server = build_server(settings, log_config=log_config(settings.log_level, settings.log_format))
+    # configured before the server is built, so that its start-up lines (open-file limit,
+    # served Host names) are printed like every later one
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+    server = build_server(settings, log_config=None)
     server.run()

@@ -12,6 +12,7 @@ publish answered by one would never reach the subscribers of another.
 from __future__ import annotations
 
 import logging
+import logging.config
 import multiprocessing
 import os
 import signal
@@ -46,8 +47,8 @@ def _worker(settings: Settings, sock: socket.socket) -> None:  # pragma: no cove
     from .logs import log_config
     from .server import build_server
 
-    server = build_server(settings, log_config=log_config(settings.log_level, settings.log_format))
-    server.run(sockets=[sock])
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+    build_server(settings, log_config=None).run(sockets=[sock])
 
 
 def run_workers(settings: Settings) -> None:

@@ -20,5 +20,5 @@ async def test_subscribe_refuses_a_response_that_is_not_an_event_stream() -> Non
     app = Starlette(routes=[Route("/subscribe", page)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
         with pytest.raises(client.ClientError, match="text/event-stream"):
-            async for _ in client.subscribe("http://hub", "t", client=http, max_reconnects=0):
+            async for _ in client.subscribe("http://hub", "t", client=http, max_failures=1):
                 pass

@@ -14,8 +14,9 @@ from .driver import Stream
 PUBLISH = b'{"topic":"news","data":"x"}'
 
 
-async def post(app, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
-    all_headers = {"content-type": "application/json", "host": "hub.local:8181", **headers}
+async def post(app, path: str, body: bytes, headers: dict[str, str],  # type: ignore[no-untyped-def]
+               host: str = "localhost:8181") -> tuple[int, dict]:
+    all_headers = {"content-type": "application/json", "host": host, **headers}
     s = await Stream(app, path, method="POST", body=body, headers=all_headers).start()
     return s.status or 0, json.loads(await s.body_until_end())
 
@@ -28,17 +29,60 @@ async def post(app, path: str, body: bytes, headers: dict[str, str]) -> tuple[in
         ({"origin": "https://allowed.example"}, 200),  # listed in cors_origins
         ({"origin": "https://evil.example"}, 403),
         ({"origin": "null"}, 403),  # sandboxed frame, file:// page
+        ({"origin": "http://hub.local:9999"}, 403),  # an allowed host on another port
+        ({"origin": "http://localhost:8181"}, 403),  # allowed_hosts set: loopback names are not added
         ({"sec-fetch-site": "cross-site"}, 403),
         ({"sec-fetch-site": "same-site"}, 403),
     ],
 )
 async def test_publish_refuses_cross_site_requests(headers: dict[str, str], status: int) -> None:
-    app = create_app(Settings(heartbeat=3600, cors_origins=("https://allowed.example",)))
-    got, body = await post(app, "/publish", PUBLISH, headers)
+    app = create_app(Settings(heartbeat=3600, cors_origins=("https://allowed.example",),
+                              allowed_hosts=("hub.local",)))
+    got, body = await post(app, "/publish", PUBLISH, headers, host="hub.local:8181")
     assert got == status, body
     if status == 403:
         assert "refused" in body["error"]
     await app.state.ssehub.close()
+
+
+@pytest.mark.parametrize("path", ["/publish", "/subscribe?topic=x", "/healthz", "/"])
+async def test_dns_rebinding_host_is_refused_before_routing(path: str) -> None:
+    """The page's own origin matches its Host: both name the attacker's domain, so the origin
+    check alone would pass. The Host guard refuses it, on the direct path too."""
+    app = create_app(Settings(heartbeat=3600))
+    s = await Stream(app, path.split("?", maxsplit=1)[0], [("topic", "x")] if "?" in path else [],
+                     method="POST" if path == "/publish" else "GET", body=PUBLISH,
+                     headers={"host": "evil.example:8181", "origin": "http://evil.example:8181",
+                              "content-type": "application/json"}).start()
+    assert s.status == 400
+    assert "evil.example" in json.loads(await s.body_until_end())["error"]
+    assert app.state.hub.topics() == []
+    await app.state.ssehub.close()
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("localhost:8181", 200), ("127.0.0.1", 200), ("[::1]:8181", 200), ("LOCALHOST.", 200),
+    ("evil.example", 400), ("127.0.0.1.evil.example", 400), ("10.0.0.5:8181", 400),
+])
+async def test_default_allowed_hosts_are_the_loopback_names(host: str, status: int) -> None:
+    app = create_app(Settings(heartbeat=3600))
+    s = await Stream(app, "/healthz", headers={"host": host}).start()
+    assert s.status == status
+    await app.state.ssehub.close()
+
+
+async def test_explicit_bind_address_and_the_connections_own_ip_literal_are_allowed() -> None:
+    app = create_app(Settings(heartbeat=3600, host="10.0.0.5"))
+    assert (await Stream(app, "/healthz", headers={"host": "10.0.0.5:8181"}).start()).status == 200
+    # the driver's socket address is 127.0.0.1; a wildcard bind accepts its own IP literal only
+    app2 = create_app(Settings(heartbeat=3600, host="0.0.0.0"))
+    assert (await Stream(app2, "/healthz", headers={"host": "127.0.0.1:8181"}).start()).status == 200
+    assert (await Stream(app2, "/healthz", headers={"host": "10.0.0.7:8181"}).start()).status == 400
+    assert (await Stream(app2, "/healthz", headers={"host": "anything", "origin": "x"}).start()).status == 400
+    app3 = create_app(Settings(heartbeat=3600, allowed_hosts=("*",)))
+    assert (await Stream(app3, "/healthz", headers={"host": "anything"}).start()).status == 200
+    for a in (app, app2, app3):
+        await a.state.ssehub.close()
 
 
 async def test_chat_refuses_cross_site_requests_and_starts_nothing() -> None:

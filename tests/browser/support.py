@@ -48,11 +48,11 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str =
 class Server:
     """``ssehub serve`` on a free port, configured through SSEHUB_* variables."""
 
-    def __init__(self, log_path: Path, **settings: Any) -> None:
+    def __init__(self, log_path: Path, *, port: int = 0, **settings: Any) -> None:
         self.log_path = log_path
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        self.port = port  # 0: a free one (read from the log once it listens)
 
     @property
     def url(self) -> str:
@@ -67,7 +67,7 @@ class Server:
         cmd = [SSEHUB] if SSEHUB else [sys.executable, "-m", "ssehub"]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [*cmd, "serve", "--host", "127.0.0.1", "--port", "0"],
+                [*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
         proc = self.proc
@@ -82,6 +82,12 @@ class Server:
 
         wait_for(ready, timeout=20, what="ssehub serve to listen")
         return self
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no shutdown (streams are cut without a terminal event)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> None:
         proc = self.proc

@@ -118,7 +118,7 @@ def test_dropped_connections_resume_without_duplicates_or_holes(
     proxy.cut()
     status = last_answer(page).locator(".msg-status")
     wait_for(lambda: proxy.refused >= 2, timeout=15, what="the page to retry through the 503s")
-    assert status.inner_text() == "Reconnecting…"
+    assert status.inner_text() == "Connection lost — reconnecting…"
     proxy.refusing = False
 
     assert wait_answer(page) == "done"

@@ -37,7 +37,7 @@ async def test_client_resumes_across_restart_and_honours_retry(serve, http, monk
     received: list[Event] = []
 
     async def consume() -> None:
-        async for event in ssehub.client.subscribe(first.url, ["cx"], max_reconnects=30):
+        async for event in ssehub.client.subscribe(first.url, ["cx"], max_failures=30):
             received.append(event)
 
     consumer = asyncio.create_task(consume())

@@ -12,7 +12,7 @@ from .helpers import ServeProcess, SSEStream, subscribe_target, subscriber_count
 SUBSCRIBER = r"""
 import socket, sys
 sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-sock.sendall(("GET " + sys.argv[2] + " HTTP/1.1\r\nHost: x\r\n\r\n").encode())
+sock.sendall(("GET " + sys.argv[2] + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode())
 seen = b""
 while b"retry:" not in seen:
     chunk = sock.recv(65536)
@@ -28,7 +28,8 @@ while sock.recv(65536):
 async def test_sigkilled_subscriber_is_dropped_while_idle(serve, http, sse_streams) -> None:
     # a long heartbeat and no publishes: nothing is written to the dead peer, so only the
     # disconnect listener can notice it
-    hub: ServeProcess = await serve("--heartbeat", "300", "--max-connections", "3")
+    # every open connection counts: three streams and the test's own HTTP client
+    hub: ServeProcess = await serve("--heartbeat", "300", "--max-connections", "4")
     # two healthy neighbours on the same topic (they share the topic's wake-up with the victim)
     neighbours = [await SSEStream.open(hub.port, subscribe_target(t)) for t in ("doomed", ["doomed", "x"])]
     sse_streams.extend(neighbours)
@@ -46,6 +47,7 @@ async def test_sigkilled_subscriber_is_dropped_while_idle(serve, http, sse_strea
         refused = await SSEStream.open(hub.port, subscribe_target("other"))
         sse_streams.append(refused)
         assert refused.status == 503
+        await refused.close()
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGKILL)

@@ -24,17 +24,20 @@ def assert_json_error(stream: SSEStream, status: int) -> str:
 
 
 async def test_max_connections_and_topics_per_subscription(serve, http, sse_streams) -> None:
-    hub: ServeProcess = await serve("--max-connections", "3", "--max-topics-per-subscription", "2")
+    # every open connection counts (streams, publishers, half-sent heads): 3 streams + 1 client
+    hub: ServeProcess = await serve("--max-connections", "4", "--max-topics-per-subscription", "2")
+    assert (await http.get(hub.url + "/healthz")).status_code == 200  # the client's keep-alive slot
     opened = []
     for i in range(3):
         stream = await SSEStream.open(hub.port, subscribe_target(f"c{i}"))
         sse_streams.append(stream)
         assert stream.status == 200
         opened.append(stream)
-    fourth = await SSEStream.open(hub.port, subscribe_target("c3"))
-    sse_streams.append(fourth)
-    assert_json_error(fourth, 503)
-    # publishing is not a subscription: still fine, and the open streams still work
+    fifth = await SSEStream.open(hub.port, subscribe_target("c3"))
+    sse_streams.append(fifth)
+    assert_json_error(fifth, 503)
+    await fifth.close()
+    # the kept-alive client connection still publishes, and the open streams still work
     ident = (await http.post(hub.url + "/publish", json={"topic": "c0", "data": "x"})).json()["id"]
     assert (await opened[0].next_event()).id == ident
     # a slot frees up when a subscriber leaves

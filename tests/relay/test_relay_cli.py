@@ -44,7 +44,7 @@ async def test_chat_on_a_terminal_dims_the_reasoning() -> None:
 
 async def test_chat_errors() -> None:
     out, err = io.StringIO(), io.StringIO()
-    async with server() as url:
+    async with server(simulator_faults=True) as url:
         assert await run_chat(url, "x", model="nope", out=out, err=err) == 1
         assert "unknown model" in err.getvalue()
         assert await run_chat(url, "x", model="ssehub-demo+error-429", out=out, err=err) == 1

@@ -37,9 +37,12 @@ def test_no_configuration_means_the_demo() -> None:
     p = Providers.from_settings(Settings(), {})
     assert p.demo_only and p.default.name == "demo"
     assert p.resolve(None, None)[1] == "ssehub-demo"
-    assert p.resolve("demo", "ssehub-demo+drop")[1] == "ssehub-demo+drop"
+    with pytest.raises(NotFound):  # fault models only with simulator_faults
+        p.resolve("demo", "ssehub-demo+drop")
     with pytest.raises(NotFound):
         p.resolve(None, "gpt-4o")
+    faulty = Providers.from_settings(Settings(simulator_faults=True), {})
+    assert faulty.resolve("demo", "ssehub-demo+drop")[1] == "ssehub-demo+drop"
 
 
 def test_environment_provider(tmp_path: Path) -> None:
@@ -54,7 +57,10 @@ def test_environment_provider(tmp_path: Path) -> None:
     no_model = Providers.from_settings(Settings(llm_base_url="http://x/v1"), {})
     with pytest.raises(BadRequest, match="no default model"):
         no_model.resolve(None, None)
-    assert no_model.resolve(None, "anything")[1] == "anything"  # no list: any model
+    with pytest.raises(NotFound, match="no models configured"):  # no list: no model at all
+        no_model.resolve(None, "gpt-4.5-preview-most-expensive")
+    with pytest.raises(NotFound, match="unknown model"):  # only the configured ones
+        p.resolve(None, "gpt-4.5-preview-most-expensive")
 
 
 def test_toml_providers(tmp_path: Path) -> None:
@@ -67,7 +73,8 @@ def test_toml_providers(tmp_path: Path) -> None:
     sf, model = p.resolve("siliconflow", None)
     assert (model, sf.api_key, dict(sf.params)) == ("deepseek-ai/DeepSeek-R1", "sk-sf", {"temperature": 0.6})
     assert p.resolve(None, None)[0].request_headers()["X-Custom"] == "yes"
-    assert p.resolve("ollama", "qwen3:8b")[0].api_key == ""
+    with pytest.raises(NotFound, match="no models configured"):
+        p.resolve("ollama", "qwen3:8b")
     with pytest.raises(NotFound):
         p.resolve("siliconflow", "gpt-4o")
     with pytest.raises(NotFound):

@@ -75,8 +75,20 @@ async def test_post_chat_streams_the_demo_over_real_http() -> None:
                                      "provider": "demo"}]
 
 
-async def test_demo_faults_are_selectable_by_model() -> None:
+async def test_demo_fault_models_are_refused_unless_simulator_faults_is_on() -> None:
     async with running() as client:
+        r = await client.post("/chat", json={"messages": [{"role": "user", "content": "x"}],
+                                             "model": "ssehub-demo+stall"})
+        assert r.status_code == 404 and "unknown model" in r.json()["error"]
+        # nor through the demo endpoint itself: the fault header and model suffix are ignored
+        body = {"messages": [{"role": "user", "content": "x"}], "model": "ssehub-demo+drop"}
+        r = await client.post("/demo/v1/chat/completions", headers={"x-simulator-fault": "error-500"},
+                              json=body)
+        assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_demo_faults_are_selectable_by_model() -> None:
+    async with running(simulator_faults=True) as client:
         r = await client.post("/chat", json={"messages": [{"role": "user", "content": "x"}],
                                              "model": "ssehub-demo+error-429"})
         events = await events_of(client, r.json()["events"])

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssehub.errors import EventTooLarge, LineTooLong
-from ssehub.wire import Event, Parser, encode, encode_comment, encode_retry
+from ssehub.wire import MAX_RETRY_MS, Event, Parser, encode, encode_comment, encode_retry
 
 TRICKY = ["\r", "\n", "\r\n", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\0", "\ufeff",
           ":", " ", "\U0001f600", "\u00e9", "\ufffd", "data:", "id:", "event:", "retry:"]
@@ -25,7 +25,7 @@ events_strategy = st.builds(
     data=any_text,
     event=st.none() | field_text,
     id=st.none() | field_text,
-    retry=st.none() | st.integers(min_value=0, max_value=10**12),
+    retry=st.none() | st.integers(min_value=0, max_value=MAX_RETRY_MS),
 )
 
 # Frames: an Event, or a comment / bare retry frame between events.

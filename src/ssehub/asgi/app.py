@@ -17,9 +17,11 @@ from starlette.types import Receive, Scope, Send
 from ..brokers import from_url
 from ..config import Settings
 from ..core import Hub
-from ..errors import SSEHubError
+from ..errors import HostNotAllowed, SSEHubError
 from ..relay import Relay
+from .auth import Auth
 from .chat import chat_routes
+from .hosts import AllowedHosts
 from .hub_routes import PRIVATE_PREFIX, Publish, Subscribe, hub_routes
 from .metrics import metrics_routes, registry_for
 from .pages import page_routes
@@ -48,9 +50,18 @@ class HubApp(Starlette):
     """
 
     fast_path = True
+    allowed_hosts: AllowedHosts | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # (A coroutine function, as servers detect ASGI 3 apps by that.)
+        if scope["type"] == "http" and self.allowed_hosts is not None:
+            # DNS-rebinding defence, before routing and on the direct path too (hosts.py)
+            refused = self.allowed_hosts.allows(scope)
+            if refused is not None:
+                scope["app"] = self  # (so that the refusal is counted for /metrics)
+                error = HostNotAllowed(f"host {refused!r} is not served here (add it to allowed_hosts)")
+                await _error_response(error, scope)(scope, receive, send)
+                return
         if self.fast_path and scope["type"] == "http":
             path, root = scope["path"], scope.get("root_path", "")
             if root and path.startswith(root):
@@ -73,7 +84,7 @@ def _error_response(exc: SSEHubError, scope: Scope) -> JSONResponse:
     if state is not None:
         path: str = scope["path"]
         state.stats.count_error(exc, publish=scope["method"] == "POST" and path.endswith("/publish"))
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=dict(exc.headers) or None)
 
 
 class _Guarded:
@@ -100,11 +111,13 @@ _FAST: dict[tuple[str, str], Any] = {
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> Starlette:
     """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
     settings = settings or Settings()
+    auth = Auth.from_settings(settings, readable_prefix=PRIVATE_PREFIX)  # ConfigError: unusable key
     hub = hub or Hub(from_url(settings.broker), settings=settings)
     # a generation topic must keep a whole answer, so a reload can replay it from the start
     hub.set_retention(PRIVATE_PREFIX, settings.chat_history_size, settings.chat_history_bytes)
     relay = Relay(hub, settings)
     state = HubState(settings, hub, relay)
+    state.auth = auth
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -131,6 +144,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
         lifespan=lifespan,
     )
     app.fast_path = not middleware
+    app.allowed_hosts = AllowedHosts(settings)
+    app.state.allowed_hosts = app.allowed_hosts
     app.state.ssehub = state
     app.state.hub = hub
     app.state.settings = settings

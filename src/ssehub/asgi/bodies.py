@@ -1,4 +1,11 @@
-"""Reading and decoding request bodies for publish: size-limited, every format, precise errors."""
+"""Reading and decoding request bodies for publish: size-limited, every format, precise errors.
+
+``data`` rules, the same in every form: the JSON and form bodies must have a ``data`` field
+(400 ``missing field: data``; ``data=`` or ``"data": ""`` publish an empty event on
+purpose); with the topic in the query string the body *is* the data, so an empty body is an
+empty event. ``retry`` is an integer 0 … 86,400,000 (ms) in every form. A body that looks
+like JSON sent with a form or no content type is answered 415 with what to do.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,10 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import Receive
 
-from ..errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from ..errors import InvalidField, MalformedBody, PayloadTooLarge, SSEHubError, UnsupportedMediaType
+from ..wire import MAX_RETRY_MS
 
-__all__ = ["Publication", "parse_publications", "read_body"]
+__all__ = ["RESERVED_EVENTS", "Publication", "in_item", "parse_publications", "read_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +63,32 @@ def _retry(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        # no int() of a 5,000-digit string: it raises ValueError (CPython's digit limit)
+        value = int(value) if len(value.lstrip("0")) <= 8 else MAX_RETRY_MS + 1
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RETRY_MS:
         return value
-    raise MalformedBody("retry must be a non-negative integer (milliseconds)")
+    raise InvalidField(f"retry must be an integer from 0 to {MAX_RETRY_MS} (milliseconds)")
+
+
+def in_item(index: int, exc: SSEHubError) -> SSEHubError:
+    """The same error, its message prefixed with the batch item it is about."""
+    error = type(exc)(f"item {index}: {exc.message}")
+    error.status = exc.status
+    return error
+
+
+#: event names ssehub itself emits on ordinary topics: a subscriber can trust every one it sees
+RESERVED_EVENTS = frozenset({"gap"})
 
 
 def _event(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise MalformedBody("event must be a string")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedBody("event must be a string")
+    if value in RESERVED_EVENTS:
+        raise MalformedBody(f"event name {value!r} is reserved for ssehub's own notices")
+    return value
 
 
 _FIELDS = {"topic", "data", "event", "retry"}
@@ -105,7 +129,7 @@ def parse_publications(
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
                 raise MalformedBody("body must be UTF-8 text") from None
-            return [Publication(tuple(query.getlist("topic")), text, query.get("event"),
+            return [Publication(tuple(query.getlist("topic")), text, _event(query.get("event")),
                                 _retry(query.get("retry")))], False
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype == "application/json" or ctype.endswith("+json"):
@@ -116,8 +140,18 @@ def parse_publications(
             if isinstance(obj, list):
                 if not obj:
                     raise MalformedBody("empty array: nothing to publish")
-                return [_from_object(item) for item in obj], True
+                items = []
+                for index, item in enumerate(obj):
+                    try:
+                        items.append(_from_object(item))
+                    except SSEHubError as exc:
+                        raise in_item(index, exc) from None
+                return items, True
             return [_from_object(obj)], False
+        if ctype in ("", "application/x-www-form-urlencoded", "text/plain") and body.lstrip()[:1] in (
+                b"{", b"["):
+            raise UnsupportedMediaType("the body looks like JSON: send it with "
+                                       "Content-Type: application/json")
         if ctype == "application/x-www-form-urlencoded":
             try:
                 pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
@@ -131,11 +165,13 @@ def parse_publications(
                 form.setdefault(key, []).append(value)
             if "topic" not in form:
                 raise MalformedBody("missing field: topic")
+            if "data" not in form:
+                raise MalformedBody("missing field: data (send data= for an empty event)")
             for key in ("data", "event", "retry"):
                 if len(form.get(key, ())) > 1:
                     raise MalformedBody(f"field {key} given more than once")
-            data = form.get("data", [""])[0]
-            event = form["event"][0] if "event" in form else None
+            data = form["data"][0]
+            event = _event(form["event"][0]) if "event" in form else None
             retry = form["retry"][0] if "retry" in form else None
             return [Publication(tuple(form["topic"]), data, event, _retry(retry))], False
     except RecursionError:

@@ -10,26 +10,25 @@ which tells an EventSource to stop reconnecting.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
+from functools import partial
 
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
-from ..core import Subscription, SubscriptionClosed
-from ..errors import CapacityExceeded, MalformedBody, RateLimited, Unavailable
+from ..errors import MalformedBody, Unavailable
 from ..relay import ChatRequest, Relay, parse_chat_request
 from ..relay.generation import TERMINAL
-from ..wire import encode_retry
 from .bodies import read_body
-from .origin import refuse_cross_site
+from .hosts import hosts_of
+from .limits import admit_stream, client_addr, resume_id
+from .origin import refuse_cross_site, refuse_cross_site_start
 from .state import HubState, state_of
-from .streaming import HEARTBEAT, SSE_HEADERS
+from .streaming import stream_subscription
 
 __all__ = ["chat_routes", "demo_base_url"]
 
@@ -61,27 +60,31 @@ async def _relay(scope: Scope) -> tuple[HubState, Relay]:
     return state, relay
 
 
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else ""
+def _require_token(state: HubState, scope: Scope) -> None:
+    """auth (asgi/auth.py): starting or stopping a generation needs a valid token (any)."""
+    if state.auth is not None:
+        state.auth.authenticate(scope)
 
 
 async def start_chat(request: Request) -> Response:
     state, relay = await _relay(request.scope)
-    refuse_cross_site(request.headers, state.settings)
-    raw = await read_body(request.receive, request.headers, state.settings.max_event_bytes)
+    settings = state.settings
+    _require_token(state, request.scope)
+    refuse_cross_site(request.headers, settings, hosts_of(request.scope))
+    raw = await read_body(request.receive, request.headers, settings.max_event_bytes)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         raise MalformedBody("the body must be JSON (and not nested too deeply)") from None
-    gen = await relay.start(parse_chat_request(body), client=_client(request.scope))
+    gen = await relay.start(parse_chat_request(body, limits=settings), client=client_addr(request.scope))
     root = request.scope.get("root_path", "")
     return JSONResponse({"id": gen.id, "topic": gen.topic,
                          "events": f"{root}/subscribe?topic={gen.topic}&last_event_id=earliest"})
 
 
 async def stop_chat(request: Request) -> Response:
-    _, relay = await _relay(request.scope)
+    state, relay = await _relay(request.scope)
+    _require_token(state, request.scope)
     gid = await relay.stop(request.path_params["id"])
     return JSONResponse({"id": gid, "finish_reason": "cancelled"})
 
@@ -96,40 +99,36 @@ class ChatStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state, relay = await _relay(scope)
+        settings = state.settings
         query = QueryParams(scope["query_string"])
-        resume = Headers(scope=scope).get("last-event-id") or query.get("last_event_id")
+        resume = resume_id(scope, query, settings.max_last_event_id)
         if resume:
             gid, _, after = resume.partition("/")
             status = await relay.find(gid)
             if not after or status is None or status == ("finished", after):
                 await Response(status_code=204)(scope, receive, send)
                 return
-            self._check_connections(state, scope)
+            addr = admit_stream(state, scope)
             sub = state.hub.subscribe(f"chat/{gid}", last_event_id=after)
         else:
-            refuse_cross_site(Headers(scope=scope), state.settings)  # it starts a paid call
+            _require_token(state, scope)
+            # it starts a paid call: the request must prove it is not another site's page (a
+            # valid token does: the pages keep theirs in a SameSite=Strict cookie)
+            refuse_cross_site_start(Headers(scope=scope), settings, hosts_of(scope),
+                                    authenticated=state.auth is not None)
             prompt = query.get("prompt", "")
             if not prompt.strip():
                 raise MalformedBody("prompt is required")
-            request = ChatRequest.from_prompt(prompt, query.get("model"), query.get("provider"))
-            self._check_connections(state, scope)
-            gen = await relay.start(request, client=_client(scope))
+            request = ChatRequest.from_prompt(prompt, query.get("model"), query.get("provider"),
+                                              limits=settings)
+            addr = admit_stream(state, scope)
+            gen = await relay.start(request, client=addr)
             gid = gen.id
             sub = state.hub.subscribe(gen.topic, last_event_id="earliest")
-        addr = _client(scope)
         state.opened(addr)
-        try:
-            await _stream(sub, gid, receive, send, state.settings)
-        finally:
-            state.closed(addr)
-
-    @staticmethod
-    def _check_connections(state: HubState, scope: Scope) -> None:
-        settings = state.settings
-        if state.connections >= settings.max_connections:
-            raise CapacityExceeded("too many open connections; try again later")
-        if state.per_client.get(_client(scope), 0) >= settings.max_subscriptions_per_client:
-            raise RateLimited("too many open subscriptions from this address")
+        prefix = gid.encode("ascii") + b"/"
+        await stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr),
+                                  transform=partial(relabel, prefix=prefix))
 
 
 _TERMINALS = tuple(f"\nevent: {name}\n".encode() for name in TERMINAL)
@@ -154,45 +153,31 @@ def relabel(chunk: bytes, prefix: bytes) -> tuple[bytes, bool]:
     return data[1 : end + 2], True
 
 
-async def _stream(sub: Subscription, gid: str, receive: Receive, send: Send, settings: Settings) -> None:
-    """One writer (this task) plus one disconnect listener; ends after the terminal event."""
-    writer = asyncio.current_task()
-    assert writer is not None
-    gone = asyncio.Event()
+class _DemoGate:
+    """The demo upstream as mounted in the hub: the hub's origin rules and body limit apply
+    before the simulator sees a request (the body is read with ``read_body``, then replayed)."""
 
-    async def listen() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone.set()
-        writer.cancel()
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-    listener = asyncio.get_running_loop().create_task(listen())
-    prefix = gid.encode("ascii") + b"/"
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        await send({"type": "http.response.body", "body": encode_retry(settings.retry), "more_body": True})
-        ended = False
-        while not ended:
-            try:
-                chunk = await sub.next_chunk()
-            except SubscriptionClosed:  # the hub is shutting down: come back later, with jitter
-                hint = encode_retry(settings.shutdown_retry + random.randint(0, settings.shutdown_retry))
-                await send({"type": "http.response.body", "body": hint, "more_body": False})
-                return
-            if not chunk:
-                await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
-                continue
-            body, ended = relabel(chunk, prefix)
-            await send({"type": "http.response.body", "body": body, "more_body": not ended})
-    except asyncio.CancelledError:
-        if not gone.is_set():
-            raise
-        writer.uncancel()
-    except OSError:
-        pass
-    finally:
-        listener.cancel()
-        sub.close()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        settings = state_of(scope).settings
+        headers = Headers(scope=scope)
+        refuse_cross_site(headers, settings, hosts_of(scope))
+        body = await read_body(receive, headers, settings.max_event_bytes)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def chat_routes(settings: Settings) -> list[BaseRoute]:
@@ -205,6 +190,9 @@ def chat_routes(settings: Settings) -> list[BaseRoute]:
     if not settings.llm_base_url and not settings.providers:
         from ..relay.simulator import create_simulator
 
-        routes.append(Mount(DEMO_MOUNT, app=create_simulator(settings.demo_tokens_per_second)))
+        # only where it is needed (no provider configured); fault models only when enabled
+        simulator = create_simulator(settings.demo_tokens_per_second, faults=settings.simulator_faults,
+                                     max_body_bytes=settings.max_event_bytes)
+        routes.append(Mount(DEMO_MOUNT, app=_DemoGate(simulator)))
     return routes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from functools import partial
 from typing import Any
@@ -12,13 +13,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import CapacityExceeded, Forbidden, InvalidTopic, RateLimited, SSEHubError
-from .bodies import parse_publications, read_body
+from ..errors import Forbidden, InvalidTopic, SSEHubError
+from .auth import Auth
+from .bodies import in_item, parse_publications, read_body
+from .hosts import hosts_of
+from .limits import admit_stream, resume_id
 from .origin import refuse_cross_site
 from .state import HubState, state_of
 from .streaming import SSE_HEADERS, stream_subscription
 
 __all__ = ["PRIVATE_PREFIX", "hub_routes"]
+
+#: publications of a batch handled between two yields to the event loop
+BATCH_SLICE = 256
 
 #: topics under this prefix are LLM generations: never listed by GET /topics
 PRIVATE_PREFIX = "chat/"
@@ -44,19 +51,14 @@ class Subscribe:
         topics = query.getlist("topic")
         if not topics:
             raise InvalidTopic("at least one topic parameter is required")
-        # EventSource sends Last-Event-ID itself on reconnects; its first request can only
-        # carry the query parameter, so the header wins when both are present.
-        resume = Headers(scope=scope).get("last-event-id") or query.get("last_event_id") or None
-        if state.connections >= settings.max_connections:
-            raise CapacityExceeded("too many open connections; try again later")
-        client = scope.get("client")
-        addr = client[0] if client else ""
-        if state.per_client.get(addr, 0) >= settings.max_subscriptions_per_client:
-            raise RateLimited("too many open subscriptions from this address")
+        # auth (asgi/auth.py): 401/403 before subscribing; the stream ends when the token expires
+        expires = state.auth.check_subscribe(scope, topics) if state.auth is not None else None
+        resume = resume_id(scope, query, settings.max_last_event_id)
+        addr = admit_stream(state, scope)
         sub = state.hub.subscribe(topics, last_event_id=resume)
         state.opened(addr)
         return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr),
-                                   stats=state.stats)
+                                   stats=state.stats, expires=expires)
 
     async def _start_then_open(self, state: HubState, scope: Scope, receive: Receive, send: Send) -> None:
         await state.ensure_started()
@@ -64,7 +66,8 @@ class Subscribe:
             stream = self(scope, receive, send)
         except SSEHubError as exc:
             state.stats.count_error(exc)
-            await JSONResponse({"error": exc.message}, status_code=exc.status)(scope, receive, send)
+            await JSONResponse({"error": exc.message}, status_code=exc.status,
+                               headers=dict(exc.headers) or None)(scope, receive, send)
             return
         await stream
 
@@ -77,7 +80,9 @@ class Publish:
         state: HubState = state_of(scope)
         await state.ensure_started()
         headers = Headers(scope=scope)
-        refuse_cross_site(headers, state.settings)
+        refuse_cross_site(headers, state.settings, hosts_of(scope))
+        # auth (asgi/auth.py): a missing or invalid token is refused before the body is read
+        grant = state.auth.authenticate(scope) if state.auth is not None else None
         body = await read_body(receive, headers, state.settings.max_event_bytes)
         pubs, batch = parse_publications(body, headers, QueryParams(scope["query_string"]))
         hub = state.hub
@@ -86,8 +91,22 @@ class Publish:
                 if isinstance(topic, str) and topic.startswith(PRIVATE_PREFIX):
                     raise Forbidden(f"topics under {PRIVATE_PREFIX} are written by the LLM relay only")
         # Validate every publication before publishing any: a bad batch publishes nothing.
-        prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
-        ids = [await hub.commit(p) for p in prepared]
+        # A big batch yields to the loop between slices: no request blocks others for long.
+        prepared = []
+        for index, p in enumerate(pubs):
+            try:
+                prepared.append(hub.prepare(p.topics, p.data, event=p.event, retry=p.retry))
+            except SSEHubError as exc:
+                raise (in_item(index, exc) if batch else exc) from None
+            if not (index + 1) % BATCH_SLICE:
+                await asyncio.sleep(0)
+        if grant is not None:  # auth: every topic of every publication must be allowed
+            Auth.check_publish(grant, (t for p in pubs for t in p.topics if isinstance(t, str)))
+        ids = []
+        for i, prep in enumerate(prepared, 1):
+            ids.append(await hub.commit(prep))
+            if not i % BATCH_SLICE:
+                await asyncio.sleep(0)
         state.stats.published += len(ids)
         if batch:
             answer = ('{"ids":[' + ",".join(f'"{i}"' for i in ids) + "]}").encode()
@@ -103,11 +122,13 @@ async def topics(request: Request) -> Response:
     await state.ensure_started()
     # Generation topics are readable (and stoppable) by whoever knows their unguessable
     # name: listing them would hand that out. Only their number is shown.
+    # auth: only public topics and those the (optional) token may subscribe to are listed
+    visible = state.auth.listable(request.scope) if state.auth is not None else None
     listed, private = [], 0
     for info in state.hub.topics():
         if str(info["topic"]).startswith(PRIVATE_PREFIX):
             private += 1
-        else:
+        elif visible is None or visible(str(info["topic"])):
             listed.append(info)
     return JSONResponse({"topics": listed, "generations": private})
 

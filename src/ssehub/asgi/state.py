@@ -23,6 +23,8 @@ from ..errors import (
     Unavailable,
     UpstreamError,
 )
+from .auth import Auth
+from .signals import SignalChain
 
 __all__ = ["EdgeStats", "HubState", "state_of"]
 
@@ -86,11 +88,14 @@ class HubState:
         self.settings = settings
         self.hub = hub
         self.relay = relay
+        self.auth: Auth | None = None  # set by create_app when auth is on
         self.connections = 0
         self.per_client: dict[str, int] = {}
         self.stats = EdgeStats()
         self.started = False
         self._lock = asyncio.Lock()
+        self._signals = SignalChain()
+        self._closing: asyncio.Task[None] | None = None
 
     def opened(self, addr: str) -> None:
         self.connections += 1
@@ -113,9 +118,23 @@ class HubState:
                 if self.relay is not None:
                     await self.relay.__aenter__()
                 self.started = True
+                # under a server we do not control (plain `uvicorn app:app` with the hub
+                # mounted in FastAPI), SIGTERM/SIGINT close the hub first: see signals.py
+                self._signals.install(self._close_soon)
+
+    def _close_soon(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
 
     async def close(self) -> None:
-        """Stop generations first (their topics get a terminal event), then the hub."""
+        """Stop generations first (their topics get a terminal event), then the hub. Every
+        caller (a signal, the server's shutdown, the lifespan) waits for the same closing."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        self._signals.uninstall()
         if self.relay is not None and self.started:
             await self.relay.__aexit__(None, None, None)
         await self.hub.close()

@@ -10,8 +10,10 @@ The writer owns every ``send``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -22,7 +24,7 @@ from ..core import Subscription, SubscriptionClosed
 from ..wire import encode_comment, encode_id, encode_retry
 from .state import EdgeStats
 
-__all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription", "watch_disconnect"]
+__all__ = ["SSE_HEADERS", "DisconnectWatch", "Transform", "stream_subscription", "watch_disconnect"]
 
 log = logging.getLogger("ssehub")
 
@@ -32,6 +34,9 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-accel-buffering", b"no"),
 ]
 HEARTBEAT = encode_comment()
+
+#: rewrites a chunk of encoded frames; returns (bytes to send, whether the response ends there)
+Transform = Callable[[bytes], tuple[bytes, bool]]
 
 
 class DisconnectWatch:
@@ -169,6 +174,29 @@ class _StallGuard:
             self.deadline.cancel()
 
 
+class _Expiry:
+    """Ends a stream when its token expires: one timer per authenticated stream. It cancels
+    the writer (wherever it waits); the stream then sends a ``retry:`` hint and ends, and the
+    client reconnects with a fresh token."""
+
+    __slots__ = ("fired", "handle", "sub", "task")
+
+    def __init__(self, sub: Subscription, task: asyncio.Task[Any], expires: float) -> None:
+        self.sub = sub
+        self.task = task
+        self.fired = False
+        loop = asyncio.get_running_loop()
+        self.handle = loop.call_at(loop.time() + max(0.0, expires - time.time()), self._fire)
+
+    def _fire(self) -> None:
+        if not (self.sub.closed or self.sub.hub.closed):  # else the stream is ending already
+            self.fired = True
+            self.task.cancel()
+
+    def close(self) -> None:
+        self.handle.cancel()
+
+
 async def stream_subscription(
     sub: Subscription,
     receive: Receive,
@@ -178,8 +206,14 @@ async def stream_subscription(
     first: bytes = b"",
     release: Callable[[], None] | None = None,
     stats: EdgeStats | None = None,
+    expires: float | None = None,
+    transform: Transform | None = None,
 ) -> None:
-    """Stream ``sub`` until the client leaves, the hub closes or the consumer is cut off.
+    """Stream ``sub`` until the client leaves, the hub closes, the consumer is cut off or
+    the token expires (``expires``: Unix time, from the token's ``exp`` plus leeway).
+
+    ``transform`` (``GET /chat/stream``) rewrites each chunk of frames before it is sent (never
+    a heartbeat) and says whether the response ends with it: ``(body, last)``.
 
     A stream cut off because its client stopped reading returns without completing the
     response: the server then closes the connection.
@@ -191,6 +225,7 @@ async def stream_subscription(
     hub = sub.hub
     stats = stats or EdgeStats()
     stats.subscriptions += len(sub.topics)
+    expiry: _Expiry | None = None
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         opening = encode_retry(settings.retry)
@@ -200,6 +235,8 @@ async def stream_subscription(
         stats.writes += 1
         stats.bytes += len(opening)
         await send({"type": "http.response.body", "body": opening, "more_body": True})
+        if expires is not None:
+            expiry = _Expiry(sub, task, expires)
         while True:
             try:
                 chunk = sub.poll()
@@ -208,29 +245,42 @@ async def stream_subscription(
             if chunk is None:
                 await sub.ready()
                 continue
+            last = False
+            if transform is not None and chunk:
+                chunk, last = transform(chunk)
             body = chunk or HEARTBEAT
             stats.writes += 1
             stats.bytes += len(body)
-            message = {"type": "http.response.body", "body": body, "more_body": True}
+            message = {"type": "http.response.body", "body": body, "more_body": not last}
             if guard.disconnect_policy or hub.closed:
                 await guard.send(send, message, hub.closed)
             else:
                 await send(message)
+            if last:
+                return
         # Hub shutting down (or slow consumer cut off): tell the client when to come back,
         # with jitter so thousands of clients do not reconnect in the same millisecond.
         base = settings.shutdown_retry
         hint = encode_retry(base + random.randint(0, base))
         await guard.send(send, {"type": "http.response.body", "body": hint, "more_body": False}, True)
     except asyncio.CancelledError:
-        if not (watch.gone or guard.cut):
+        expired = expiry is not None and expiry.fired
+        if not (watch.gone or guard.cut or expired):
             raise
         task.uncancel()
+        if expired and not (watch.gone or guard.cut):
+            # the token expired: come back (with a fresh token) after the usual hint
+            end = {"type": "http.response.body", "body": encode_retry(settings.retry), "more_body": False}
+            with contextlib.suppress(TimeoutError, OSError):
+                await asyncio.wait_for(send(end), SHUTDOWN_GRACE)
         if guard.cut:
             log.info("cut off a stream whose client stopped reading (%s)", ",".join(sub.topics))
     except OSError:
         pass  # the peer went away mid-write
     finally:
         stats.subscriptions -= len(sub.topics)
+        if expiry is not None:
+            expiry.close()
         guard.close()
         watch.close()
         sub.close()

@@ -2,8 +2,9 @@
 
 ``Relay(hub, settings)`` is an async context manager (the app stores it as
 ``app.state.relay``). Limits: ``max_generations`` running at once (else CapacityExceeded,
-503) and ``chat_rate_per_minute`` starts per client address (a token bucket; else
-RateLimited, 429).
+503), ``max_generations_per_client`` running per client address (else RateLimited, 429: one
+client cannot hold every slot) and ``chat_rate_per_minute`` starts per client address (a
+token bucket; else RateLimited, 429).
 
 Grace: a generation whose topic has no reader is cancelled after ``chat_grace`` seconds —
 armed when it starts (the client has that long to subscribe after ``POST /chat``) and
@@ -109,6 +110,7 @@ class Relay:
         self._transport = transport
         self._upstream: Upstream | None = None
         self._running: dict[str, Generation] = {}
+        self._per_client: dict[str, int] = {}  # running generations by client address
         self._tasks: set[asyncio.Task[None]] = set()  # also those still draining after their end
         self._finished: OrderedDict[str, str | None] = OrderedDict()
         self._limiter = RateLimiter(self.settings.chat_rate_per_minute, clock)
@@ -175,6 +177,9 @@ class Relay:
             raise CapacityExceeded("the relay is not running")
         if len(self._running) >= self.settings.max_generations:
             raise CapacityExceeded("too many generations running; try again later")
+        if self._per_client.get(client, 0) >= self.settings.max_generations_per_client:
+            raise RateLimited(f"at most {self.settings.max_generations_per_client} generations may run "
+                              "at once per client (max_generations_per_client)")
         if not self._limiter.allow(client):
             raise RateLimited(f"at most {self.settings.chat_rate_per_minute} chats per minute")
         base_url = None
@@ -186,6 +191,7 @@ class Relay:
         if self.coord.shared:
             await self.coord.claim(gen.id)  # BrokerUnavailable (503) when the record cannot be written
         self._running[gen.id] = gen
+        self._per_client[client] = self._per_client.get(client, 0) + 1
         self.stats["started"] += 1
         gen.task = asyncio.get_running_loop().create_task(
             gen.run(self.hub, self._upstream, base_url=base_url, secrets_=self._secrets,
@@ -249,7 +255,12 @@ class Relay:
         return int(self.stats["tokens"]) + sum(gen.tokens for gen in self._running.values())
 
     def _finished_cb(self, gen: Generation) -> None:
-        self._running.pop(gen.id, None)
+        if self._running.pop(gen.id, None) is not None:
+            left = self._per_client.get(gen.client, 1) - 1
+            if left > 0:
+                self._per_client[gen.client] = left
+            else:
+                self._per_client.pop(gen.client, None)
         self._finished[gen.id] = gen.terminal_id
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)

@@ -49,11 +49,12 @@ class Provider:
     def default_model(self) -> str | None:
         return self.models[0] if self.models else None
 
-    def accepts(self, model: str) -> bool:
-        """An empty model list accepts any model; the demo also takes ``ssehub-demo+fault``."""
-        if not self.models or model in self.models:
+    def accepts(self, model: str, faults: bool = False) -> bool:
+        """Only the configured models (a paid upstream is never asked for another one); the demo
+        also takes ``ssehub-demo+<fault>`` when ``faults`` (setting ``simulator_faults``)."""
+        if model in self.models:
             return True
-        return self.demo and model.split("+", 1)[0] in self.models
+        return faults and self.demo and model.split("+", 1)[0] in self.models
 
     def url(self, base_url: str | None = None) -> str:
         return (base_url or self.base_url).rstrip("/") + "/chat/completions"
@@ -121,7 +122,9 @@ def demo_provider() -> Provider:
 class Providers:
     """The configured providers, by name, and the default one."""
 
-    def __init__(self, providers: Sequence[Provider], default: str | None = None) -> None:
+    def __init__(self, providers: Sequence[Provider], default: str | None = None, *,
+                 faults: bool = False) -> None:
+        self.faults = faults  # the demo's fault models (ssehub-demo+stall, …) are accepted
         if not providers:
             providers = [demo_provider()]
         self._by_name: dict[str, Provider] = {}
@@ -143,7 +146,7 @@ class Providers:
                 models=(settings.llm_model,) if settings.llm_model else (),
             ))
         found += [_from_table(t, env) for t in settings.providers]
-        return cls(found, settings.llm_provider)
+        return cls(found, settings.llm_provider, faults=settings.simulator_faults)
 
     @property
     def demo_only(self) -> bool:
@@ -171,8 +174,13 @@ class Providers:
             if model is None:
                 raise BadRequest(f"provider {p.name!r} has no default model: pass a model "
                                  "(or set SSEHUB_LLM_MODEL)")
-        elif not p.accepts(model):
-            raise NotFound(f"unknown model {model!r} for provider {p.name!r}")
+        elif not p.accepts(model, self.faults):
+            if not p.models:
+                raise NotFound(f"provider {p.name!r} has no models configured: list them "
+                               "(models, or SSEHUB_LLM_MODEL)")
+            shown = model if len(model) <= 64 else model[:63] + "…"
+            raise NotFound(f"unknown model {shown!r} for provider {p.name!r} "
+                           f"(configured: {', '.join(p.models)})")
         return p, model
 
     def public(self) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""The body of ``POST /chat`` (SPEC §3), validated into a ChatRequest. Pure."""
+"""The body of ``POST /chat`` (SPEC §3), validated into a ChatRequest. Pure.
+
+Cost controls from the settings: all message contents together may take ``max_prompt_bytes``
+UTF-8 bytes (else 413), ``max_tokens`` at most ``max_tokens_limit`` (else 400). Which models
+may be asked for is the providers' business (``providers.py``: only configured ones).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import MalformedBody
+from ..config import Settings
+from ..errors import MalformedBody, PayloadTooLarge
 
 __all__ = ["ROLES", "ChatRequest", "parse_chat_request"]
 
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 1000
+_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +29,10 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens
 
     @classmethod
-    def from_prompt(cls, prompt: str, model: str | None = None, provider: str | None = None) -> ChatRequest:
+    def from_prompt(cls, prompt: str, model: str | None = None, provider: str | None = None, *,
+                    limits: Settings = _DEFAULTS) -> ChatRequest:
         return parse_chat_request({"messages": [{"role": "user", "content": prompt}], "model": model,
-                                   "provider": provider})
+                                   "provider": provider}, limits=limits)
 
 
 def _name(body: dict[str, Any], key: str) -> str | None:
@@ -36,8 +44,9 @@ def _name(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
-    """Validate a decoded JSON body; MalformedBody (400) says what is wrong."""
+def parse_chat_request(body: Any, *, limits: Settings = _DEFAULTS) -> ChatRequest:
+    """Validate a decoded JSON body; MalformedBody (400) or PayloadTooLarge (413) says what is
+    wrong. ``limits``: the settings whose ``max_prompt_bytes`` and ``max_tokens_limit`` apply."""
     if not isinstance(body, dict):
         raise MalformedBody("the body must be a JSON object")
     messages = body.get("messages")
@@ -52,6 +61,10 @@ def parse_chat_request(body: Any) -> ChatRequest:
         clean.append({"role": m["role"], "content": m["content"]})
     if not any(m["role"] == "user" and m["content"].strip() for m in clean):
         raise MalformedBody("messages must hold a non-empty user message")
+    size = sum(len(m["content"].encode("utf-8", "surrogatepass")) for m in clean)
+    if size > limits.max_prompt_bytes:
+        raise PayloadTooLarge(f"messages take {size} bytes, more than max_prompt_bytes "
+                              f"({limits.max_prompt_bytes})")
     params: dict[str, Any] = {}
     temperature = body.get("temperature")
     if temperature is not None:
@@ -63,5 +76,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise MalformedBody("max_tokens must be a positive integer")
+        if max_tokens > limits.max_tokens_limit:
+            raise MalformedBody(f"max_tokens must be at most {limits.max_tokens_limit} (max_tokens_limit)")
         params["max_tokens"] = max_tokens
     return ChatRequest(tuple(clean), _name(body, "model"), _name(body, "provider"), params)

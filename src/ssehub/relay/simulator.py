@@ -9,7 +9,8 @@ lists the model. ``tokens_per_second`` paces the stream (0 = as fast as possible
 (``"1763700000.123456 "``), so a reader can measure each token's latency.
 
 Faults, for the server (``fault=``) or per request (``X-Simulator-Fault`` header, or the model
-name ``ssehub-demo+<fault>``):
+name ``ssehub-demo+<fault>``; per request only with ``faults=True``, which the hub's demo
+provider sets only when ``simulator_faults`` is on):
 
 - ``error-<status>`` — answer that HTTP status with an OpenAI-style JSON error body;
 - ``drop`` — after a few tokens, abort the connection (no finish, no ``[DONE]``);
@@ -40,6 +41,7 @@ __all__ = ["FAULTS", "create_simulator"]
 
 FAULTS = ("error-<status>", "drop", "stall", "midstream-error", "think", "reasoning-field")
 FAULT_AFTER = 6  # tokens sent before drop / stall / midstream-error
+MAX_BODY = 4 * 1024 * 1024  # request body limit of a standalone simulator
 _HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no")]
 _ERRORS = {
@@ -194,19 +196,33 @@ class _Stream(Response):
         await body(b"data: [DONE]\n\n", more=False)
 
 
-def create_simulator(tokens_per_second: float = 40.0, fault: str | None = None) -> Starlette:
-    """The simulator app; serve it alone (``ssehub simulate-llm``) or mount it (the demo)."""
+def create_simulator(tokens_per_second: float = 40.0, fault: str | None = None, *, faults: bool = True,
+                     max_body_bytes: int = MAX_BODY) -> Starlette:
+    """The simulator app; serve it alone (``ssehub simulate-llm``) or mount it (the demo).
+
+    ``faults``: honour per-request faults (``X-Simulator-Fault``, ``ssehub-demo+<fault>``); the
+    hub's demo mount turns them off unless ``simulator_faults`` is set. A request body over
+    ``max_body_bytes`` is refused (413) before it is read whole."""
     default_fault = _check_fault(fault)
 
     async def completions(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            return _error(413, f"request body larger than {max_body_bytes} bytes (simulated server)")
+        raw = bytearray()
+        async for piece in request.stream():
+            raw += piece
+            if len(raw) > max_body_bytes:
+                return _error(413, f"request body larger than {max_body_bytes} bytes (simulated server)")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "messages must be a list (simulated server)")
         model = str(body.get("model") or DEMO_MODEL)
-        wanted = request.headers.get("x-simulator-fault") or model.partition("+")[2] or None
+        wanted = (request.headers.get("x-simulator-fault") or model.partition("+")[2] or None) if faults \
+            else None
         try:
             chosen = _check_fault(wanted) or default_fault
         except ValueError as exc:

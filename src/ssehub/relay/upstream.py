@@ -27,9 +27,10 @@ from .clients import PER_CLIENT, ClientPool
 from .mapping import ChunkMapper, Out, error_from_response, map_completion
 from .providers import Provider
 
-__all__ = ["Upstream", "scrub"]
+__all__ = ["ERROR_EXCERPT", "Upstream", "excerpt", "scrub"]
 
 MAX_ERROR_BODY = 64 * 1024
+ERROR_EXCERPT = 300  # characters of an upstream error message copied into an ``error`` event
 MAX_LINE = 1 << 20  # one upstream SSE line (a chunk is one data line)
 MAX_EVENT = 4 << 20
 DRAIN_SECONDS = 1.0
@@ -53,9 +54,17 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def excerpt(message: str, secrets: Iterable[str] = ()) -> str:
+    """What of an upstream's error text may reach a reader: at most ERROR_EXCERPT characters,
+    every secret (and a clipped start of one) scrubbed."""
+    if len(message) > ERROR_EXCERPT:
+        message = message[: ERROR_EXCERPT - 1] + "…"
+    return scrub(message, secrets)
+
+
 def _scrubbed(out: Out, secrets: Sequence[str]) -> Out:
-    if out.event == "error" and secrets:
-        return Out("error", {**out.data, "message": scrub(out.data["message"], secrets)})
+    if out.event == "error":
+        return Out("error", {**out.data, "message": excerpt(str(out.data["message"]), secrets)})
     return out
 
 
@@ -121,7 +130,7 @@ class Upstream:
         # (and so the HTTP connection) now, not whenever the inner generator is collected.
         async with contextlib.aclosing(self._stream(url, provider.request_headers(), body)) as batches:
             async for batch in batches:
-                yield [_scrubbed(out, secrets) for out in batch] if secrets else batch
+                yield [_scrubbed(out, secrets) for out in batch]
 
     async def _stream(
         self, url: str, headers: dict[str, str], body: dict[str, Any]

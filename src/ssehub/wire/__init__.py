@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from ..errors import EventTooLarge, InvalidField, LineTooLong
 from ._encode import encode, encode_comment, encode_id, encode_retry
-from ._event import Event, check_field
+from ._event import MAX_RETRY_MS, Event, check_field
 from ._parse import Parser, is_event_stream
 
 __all__ = [
+    "MAX_RETRY_MS",
     "Event",
     "EventTooLarge",
     "InvalidField",

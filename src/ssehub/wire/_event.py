@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from ..errors import InvalidField
 
-__all__ = ["Event", "check_field"]
+__all__ = ["MAX_RETRY_MS", "Event", "check_field"]
 
 _FORBIDDEN = ("\r", "\n", "\0")
+MAX_RETRY_MS = 86_400_000  # one day: the largest reconnection delay an event may carry
 
 
 def check_field(name: str, value: str) -> str:
@@ -36,6 +37,7 @@ class Event:
         if self.id is not None:
             check_field("id", self.id)
         if self.retry is not None and (
-            isinstance(self.retry, bool) or not isinstance(self.retry, int) or self.retry < 0
+            isinstance(self.retry, bool) or not isinstance(self.retry, int)
+            or not 0 <= self.retry <= MAX_RETRY_MS
         ):
-            raise InvalidField("retry must be a non-negative integer")
+            raise InvalidField(f"retry must be an integer from 0 to {MAX_RETRY_MS} (milliseconds)")

@@ -1,7 +1,10 @@
 // The hub console: subscribe to topics and watch events live, publish from a form.
 // Everything from the network is inserted as text (textContent), never as HTML.
 
+import { clock, el, icon } from "./dom.js";
+import { setupPublish, splitTopics } from "./publish.js";
 import { FetchEventSource } from "./sse.js";
+import { authFetch, setupTokenUI } from "./token.js";
 
 const $ = (sel) => document.querySelector(sel);
 const els = {
@@ -36,36 +39,6 @@ let received = 0;
 let paused = false;
 const held = [];
 let nextSub = 1;
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text != null) node.textContent = text;
-  return node;
-}
-
-function svgIcon(id) {
-  const NS = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(NS, "svg");
-  svg.setAttribute("class", "icon");
-  svg.setAttribute("aria-hidden", "true");
-  const use = document.createElementNS(NS, "use");
-  use.setAttribute("href", `#${id}`);
-  svg.append(use);
-  return svg;
-}
-
-function clock(date = new Date()) {
-  const pad = (n, w = 2) => String(n).padStart(w, "0");
-  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;
-}
-
-function splitTopics(text) {
-  return text
-    .split(",")
-    .map((t) => t.trim())
-    .filter(Boolean);
-}
 
 // ---------------------------------------------------------------- topic chips
 
@@ -129,7 +102,7 @@ function subscribe(topics, resumeId) {
   close.type = "button";
   close.setAttribute("aria-label", `Unsubscribe from ${label}`);
   close.title = "Unsubscribe";
-  close.append(svgIcon("i-x"));
+  close.append(icon("i-x"));
   node.append(dot, info, close);
   els.subs.append(node);
 
@@ -148,6 +121,7 @@ function subscribe(topics, resumeId) {
   let state = "connecting";
   let detail = null;
   const source = new FetchEventSource(url.href, {
+    fetch: authFetch,
     onEvent: (e) => {
       count += 1;
       addEvent(e, topics);
@@ -307,94 +281,12 @@ els.clear.addEventListener("click", () => {
   els.eventsEmpty.hidden = false;
 });
 
-// ---------------------------------------------------------------- publish
-
-function publishBody() {
-  const topics = splitTopics(els.pubTopic.value);
-  const body = { topic: topics.length === 1 ? topics[0] : topics, data: els.pubData.value };
-  const event = els.pubEvent.value.trim();
-  if (event) body.event = event;
-  if (els.pubJson.checked) body.data = JSON.parse(els.pubData.value || "null");
-  return body;
-}
-
-function shellQuote(s) {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-function updateCurl() {
-  let text;
-  try {
-    const body = publishBody();
-    const url = new URL("publish", document.baseURI).href;
-    text = `curl -H 'Content-Type: application/json' \\\n  -d ${shellQuote(JSON.stringify(body))} \\\n  ${url}`;
-  } catch {
-    text = "(data is not valid JSON)";
-  }
-  els.pubCurl.textContent = text;
-}
-
-async function publish() {
-  let body;
-  try {
-    body = publishBody();
-  } catch (err) {
-    els.pubResult.className = "result err";
-    els.pubResult.textContent = `Data is not valid JSON: ${err.message}`;
-    return;
-  }
-  if (!splitTopics(els.pubTopic.value).length) {
-    els.pubResult.className = "result err";
-    els.pubResult.textContent = "A topic is required.";
-    els.pubTopic.focus();
-    return;
-  }
-  els.pubResult.className = "result";
-  els.pubResult.textContent = "Publishing…";
-  try {
-    const resp = await fetch("publish", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
-    let answer = null;
-    try {
-      answer = await resp.json();
-    } catch {
-      /* not JSON */
-    }
-    if (resp.ok) {
-      els.pubResult.className = "result ok";
-      els.pubResult.textContent = `Published · id ${answer?.id ?? "?"}`;
-      loadTopics();
-    } else {
-      els.pubResult.className = "result err";
-      els.pubResult.textContent = `${answer?.error || "Publish failed"} (HTTP ${resp.status})`;
-    }
-  } catch {
-    els.pubResult.className = "result err";
-    els.pubResult.textContent = "Could not reach the server.";
-  }
-}
-
-els.pubForm.addEventListener("submit", (e) => {
-  e.preventDefault();
-  publish();
-});
-els.pubForm.addEventListener("input", updateCurl);
-els.pubData.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault();
-    publish();
-  }
-});
-
 // ---------------------------------------------------------------- active topics
 
 async function loadTopics() {
-  let list = [];
+  let list;
   try {
-    const resp = await fetch("topics", { headers: { Accept: "application/json" } });
+    const resp = await authFetch("topics", { headers: { Accept: "application/json" } });
     if (!resp.ok) throw new Error(String(resp.status));
     const body = await resp.json();
     list = Array.isArray(body) ? body : Array.isArray(body?.topics) ? body.topics : body && typeof body === "object" ? Object.entries(body).map(([topic, v]) => ({ topic, ...(typeof v === "object" ? v : { subscribers: v }) })) : [];
@@ -439,7 +331,11 @@ els.topicsRefresh.addEventListener("click", loadTopics);
 
 // ---------------------------------------------------------------- start
 
+let updateCurl = () => {};
+
 function init() {
+  setupTokenUI(document.querySelector(".console-top"));
+  ({ updateCurl } = setupPublish(els, { onPublished: loadTopics }));
   const code = els.eventsEmpty.querySelector("code");
   if (code) code.textContent = `curl -d topic=news -d data=hello ${new URL("publish", document.baseURI).href}`;
   const params = new URLSearchParams(location.search);

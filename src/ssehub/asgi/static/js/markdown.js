@@ -14,6 +14,9 @@
 import markdownit from "../vendor/markdown-it.min.js";
 import DOMPurify from "../vendor/purify.es.js";
 import hljs from "../vendor/highlight.min.js";
+import { icon } from "./dom.js";
+
+export { icon };
 
 const md = markdownit({
   html: false,
@@ -118,18 +121,6 @@ function decorate(root) {
 function languageOf(code) {
   for (const cls of code.classList) if (cls.startsWith("language-")) return cls.slice(9);
   return "";
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-/** An <svg><use href="#id"></svg> icon from the page's sprite. */
-export function icon(id, cls = "icon") {
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("class", cls);
-  svg.setAttribute("aria-hidden", "true");
-  const use = document.createElementNS(SVG, "use");
-  use.setAttribute("href", `#${id}`);
-  svg.append(use);
-  return svg;
 }
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;

@@ -6,7 +6,12 @@
 // ends even across chunks, one space after the colon dropped, `retry` only when all digits,
 // `id` with NUL ignored, dispatch at a blank line, no dispatch for an empty data buffer,
 // an unterminated event at end of stream discarded) and reconnects like EventSource:
-// after the `retry` delay, with the last id in the `Last-Event-ID` header.
+// after the `retry` delay, with the last event ID in the `Last-Event-ID` header.
+//
+// The last event ID is the WHATWG one: any `id:` field sets the buffer (an id with NUL is
+// ignored), and every blank line makes the buffer the stream's last event ID, whether or
+// not an event is dispatched. So the id-only block that opens every hub stream without a
+// resume id (`retry: 2000\nid: X\n\n`) is kept, and a reconnect resumes from X.
 
 export class SSEParser {
   constructor({ onEvent = () => {}, onComment = () => {}, onRetry = () => {} } = {}) {
@@ -18,11 +23,18 @@ export class SSEParser {
     this.data = "";
     this.hasData = false;
     this.type = "";
-    this.lastEventId = "";
+    this.idBuffer = ""; // the last event ID buffer: set by id fields
+    this.lastEventId = ""; // the stream's last event ID: the buffer at each blank line
+  }
+
+  /** Resume from `id` (as if an earlier connection had ended with it). */
+  resumeFrom(id) {
+    this.idBuffer = id;
+    this.lastEventId = id;
   }
 
   feed(text) {
-    let s = this.buffer + text;
+    const s = this.buffer + text;
     let start = 0;
     if (this.skipLF && s.startsWith("\n", 0)) start = 1;
     this.skipLF = false;
@@ -45,6 +57,9 @@ export class SSEParser {
 
   line(line) {
     if (line === "") {
+      // "Set the last event ID string of the event source to the value of the last event
+      // ID buffer" happens before the empty-data check: an id-only block counts.
+      this.lastEventId = this.idBuffer;
       if (this.hasData) {
         const data = this.data.endsWith("\n") ? this.data.slice(0, -1) : this.data;
         this.onEvent({ type: this.type || "message", data, id: this.lastEventId });
@@ -67,19 +82,20 @@ export class SSEParser {
       this.data += `${value}\n`;
       this.hasData = true;
     } else if (field === "id") {
-      if (!value.includes("\0")) this.lastEventId = value;
+      if (!value.includes("\0")) this.idBuffer = value;
     } else if (field === "retry") {
       if (/^[0-9]+$/.test(value)) this.onRetry(Number(value));
     }
   }
 
-  /** End of stream: an unterminated event is discarded. */
+  /** End of stream: an unterminated event is discarded (its id too). */
   reset() {
     this.buffer = "";
     this.skipLF = false;
     this.data = "";
     this.hasData = false;
     this.type = "";
+    this.idBuffer = this.lastEventId;
   }
 }
 
@@ -89,8 +105,9 @@ export class SSEParser {
  * states: "connecting" | "open" | "reconnecting" | "failed" | "closed"
  */
 export class FetchEventSource {
-  constructor(url, { lastEventId = "", onEvent = () => {}, onState = () => {}, onComment = () => {} } = {}) {
+  constructor(url, { lastEventId = "", onEvent = () => {}, onState = () => {}, onComment = () => {}, fetch: fetchFn = null } = {}) {
     this.url = url;
+    this.fetch = fetchFn || ((...args) => fetch(...args));
     this.lastEventId = lastEventId;
     this.retry = 2000;
     this.onEvent = onEvent;
@@ -106,20 +123,17 @@ export class FetchEventSource {
     while (!this.closed) {
       this.controller = new AbortController();
       const parser = new SSEParser({
-        onEvent: (e) => {
-          this.lastEventId = e.id;
-          this.onEvent(e);
-        },
+        onEvent: (e) => this.onEvent(e),
         onComment: (c) => this.onComment(c),
         onRetry: (ms) => (this.retry = ms),
       });
-      parser.lastEventId = this.lastEventId;
+      parser.resumeFrom(this.lastEventId);
       const headers = { Accept: "text/event-stream" };
       if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
       let fatal = null;
       try {
         this.onState(this.failures || this.lastEventId ? "reconnecting" : "connecting");
-        const resp = await fetch(this.url, { headers, cache: "no-store", signal: this.controller.signal });
+        const resp = await this.fetch(this.url, { headers, cache: "no-store", signal: this.controller.signal });
         const type = resp.headers.get("content-type") || "";
         if (!resp.ok || !type.startsWith("text/event-stream")) {
           let message = `HTTP ${resp.status}`;
@@ -140,6 +154,7 @@ export class FetchEventSource {
             const { value, done } = await reader.read();
             if (done) break;
             parser.feed(value);
+            this.lastEventId = parser.lastEventId; // kept for the reconnect
           }
           parser.reset();
         }

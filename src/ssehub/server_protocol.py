@@ -1,0 +1,214 @@
+"""Limits on the request head and on connections, enforced before the ASGI app sees a request.
+
+httptools (uvicorn's fast HTTP parser) has no limit of its own on the size of a request head
+and uvicorn has no head read timeout: an unfinished 300 MiB header is buffered whole, and a
+socket that never finishes its head stays open forever. ``protocol_class(limits)`` returns a
+subclass of uvicorn's ``HttpToolsProtocol`` that adds, per connection:
+
+- **head size**: the request line and headers of each request may take ``max_header_bytes``;
+  beyond, ``431`` and the connection is closed (never more than that is fed to the parser);
+- **head time**: the head must be complete ``header_timeout`` seconds after the connection
+  opened (or after the first byte of the next request on a kept-alive connection); else
+  ``408`` and close. The idle time between two requests is uvicorn's keep-alive timeout;
+- **connections**: every open connection counts (streams, publishes, half-sent heads alike).
+  Past ``max_connections`` a new connection is answered ``503`` as soon as its head is in;
+  past ``max_connections + overflow`` it is closed at once, so the process never reaches its
+  open-file limit (``limits_for`` lowers ``max_connections`` to fit that limit).
+
+Error answers are JSON ``{"error": "..."}`` with ``Connection: close``. The limit logic lives in
+small functions and ``EdgeLimits`` so that another front end can reuse it; pipelining and
+keep-alive are uvicorn's, untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .config import Settings
+
+__all__ = ["EdgeLimits", "admit", "error_head", "limits_for", "protocol_class", "raise_nofile_limit"]
+
+log = logging.getLogger("ssehub")
+
+RESERVED_FDS = 128  # files, log files, broker and upstream connections: never used by clients
+LINGER = 1.0  # seconds a refused connection stays open (not reading) so its answer is read
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    max_header_bytes: int = 16 * 1024
+    header_timeout: float = 10.0
+    max_connections: int = 100_000
+    overflow: int = 64  # connections past max_connections that still get a 503 (not a reset)
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft open-file limit to the hard one (one log line); return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # pragma: no cover - a sandbox that refuses
+            log.warning("could not raise the open-file limit above %d", soft)
+            return soft
+        log.info("raised the open-file limit (RLIMIT_NOFILE) from %d to %d", soft, target)
+        return target
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def limits_for(settings: Settings, nofile: int) -> EdgeLimits:
+    """The edge limits of ``settings``, with ``max_connections`` lowered to fit ``nofile``."""
+    overflow = 64
+    fit = nofile - RESERVED_FDS - overflow
+    connections = settings.max_connections
+    if fit < connections:
+        connections = max(1, fit)
+        log.info("max_connections lowered from %d to %d to stay below the open-file limit (%d)",
+                 settings.max_connections, connections, nofile)
+    return EdgeLimits(settings.max_header_bytes, settings.header_timeout, connections, overflow)
+
+
+def admit(open_connections: int, limits: EdgeLimits) -> str:
+    """``"ok"``, ``"busy"`` (answer 503) or ``"drop"`` (close at once) for a new connection,
+    ``open_connections`` counting it."""
+    if open_connections <= limits.max_connections:
+        return "ok"
+    if open_connections <= limits.max_connections + limits.overflow:
+        return "busy"
+    return "drop"
+
+
+def error_head(status: int, message: str) -> bytes:
+    """A complete HTTP/1.1 error response with a JSON body, closing the connection."""
+    body = json.dumps({"error": message}).encode()
+    return b"".join([
+        STATUS_LINE[status],
+        b"content-type: application/json\r\ncontent-length: ", str(len(body)).encode(),
+        b"\r\nconnection: close\r\n\r\n", body,
+    ])
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    limits: EdgeLimits = EdgeLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_open = True  # the next bytes belong to a request head
+        self._head_bytes = 0
+        self._heads = 0  # request heads completed on this connection
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._busy = False
+        self._refused = False
+
+    # connection
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        verdict = admit(len(self.connections), self.limits)
+        if verdict == "drop":
+            self._refused = True
+            transport.abort()
+            return
+        self._busy = verdict == "busy"
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_late)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self._head_open and not self.transport.is_closing():
+            self._refuse(408, f"request head not received within {self.limits.header_timeout:g} s")
+
+    # bytes in
+    def data_received(self, data: bytes) -> None:
+        if self._refused:  # lingering (reading is paused; a read already under way lands here)
+            return
+        if self._head_open:
+            room = self.limits.max_header_bytes - self._head_bytes
+            if len(data) > room:
+                first, rest = data[:room], data[room:]
+                self._head_bytes += len(first)
+                heads = self._heads
+                if first:
+                    super().data_received(first)
+                if self._refused or self.transport.is_closing():
+                    return
+                if self._head_open and self._heads == heads:
+                    self._refuse(431, f"request line and headers exceed max_header_bytes "
+                                      f"({self.limits.max_header_bytes} bytes)")
+                    return
+                # a head ended within ``first``: count the next one anew (pipelining)
+                self.data_received(rest)
+                return
+            self._head_bytes += len(data)
+        super().data_received(data)
+
+    # parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open = True
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        self._heads += 1
+        self._disarm()
+        if self._busy:
+            self._refuse(503, "too many open connections; try again later")
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        super().on_message_complete()
+        self._head_open = True  # whatever comes next is the head of the next request
+        self._head_bytes = 0
+
+    # answers
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` (unless a response is already under way) and close the connection;
+        after a 431, whose client may still be sending its head, only after a short linger (a
+        close with unread data would reset the connection and lose the answer)."""
+        self._refused = True
+        self._disarm()
+        transport = self.transport
+        if self.cycle is None or self.cycle.response_complete:
+            transport.write(error_head(status, message))
+        if status != 431:  # the head was read (503) or nothing is arriving (408): close now
+            transport.close()
+        elif transport.can_write_eof():
+            # FIN after the answer, then stop reading: a client still sending blocks on its full
+            # window (nothing more is buffered here) while it reads the answer; closed after LINGER
+            transport.write_eof()
+            transport.pause_reading()
+            self.loop.call_later(LINGER, transport.abort)
+        else:  # pragma: no cover - TLS transports
+            transport.close()
+
+
+def protocol_class(limits: EdgeLimits) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with ``limits`` (pass it as ``uvicorn.Config(http=...)``)."""
+    return type("SSEHubHttpProtocol", (_GuardedProtocol,), {"limits": limits})

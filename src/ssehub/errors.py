@@ -20,7 +20,9 @@
     └── Unavailable                  (503)
         ├── HubClosed
         ├── BrokerUnavailable
-        └── CapacityExceeded
+        ├── CapacityExceeded
+        └── SubscriptionClosed       a subscription ended (hub closing, or closed)
+            └── SlowConsumer         fell behind the retained history (policy 'disconnect')
 
 Every error carries the HTTP status the web layer answers with; the message is safe to
 show to a client (never a stack trace, never a secret).
@@ -44,6 +46,8 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "SSEHubError",
+    "SlowConsumer",
+    "SubscriptionClosed",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
@@ -135,3 +139,11 @@ class BrokerUnavailable(Unavailable):
 
 class CapacityExceeded(Unavailable):
     pass
+
+
+class SubscriptionClosed(Unavailable):
+    """The subscription ended: the hub closed, or the subscription was closed."""
+
+
+class SlowConsumer(SubscriptionClosed):
+    """The subscriber fell behind the retained history and the policy is 'disconnect'."""

@@ -166,6 +166,11 @@ async def _stream(sub: Subscription, gid: str, receive: Receive, send: Send, set
         gone.set()
         writer.cancel()
 
+    try:
+        await sub.start()  # a resume on a shared broker loads the topic's history first
+    except BaseException:
+        sub.close()
+        raise
     listener = asyncio.get_running_loop().create_task(listen())
     prefix = gid.encode("ascii") + b"/"
     try:

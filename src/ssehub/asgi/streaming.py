@@ -10,6 +10,7 @@ The writer owns every ``send``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Callable, Coroutine
@@ -19,6 +20,7 @@ from starlette.types import Message, Receive, Send
 
 from ..config import Settings
 from ..core import Subscription, SubscriptionClosed
+from ..errors import BrokerUnavailable
 from ..wire import encode_comment, encode_id, encode_retry
 
 __all__ = ["SSE_HEADERS", "DisconnectWatch", "stream_subscription", "watch_disconnect"]
@@ -188,6 +190,14 @@ async def stream_subscription(
     guard = _StallGuard(sub, task, settings.slow_consumer == "disconnect")
     hub = sub.hub
     try:
+        try:
+            await sub.start()  # a resume on a shared broker loads its topics' history first
+        except BrokerUnavailable as exc:
+            body = json.dumps({"error": exc.message}).encode()
+            await send({"type": "http.response.start", "status": exc.status,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         opening = encode_retry(settings.retry)
         if sub.start_id is not None:

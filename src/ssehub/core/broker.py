@@ -6,8 +6,8 @@ namespace, across every topic) and names the ``epoch`` the seqs belong to; it de
 event, from any process, to the hub's :class:`Sink` **in seq order**. The hub keeps, per
 topic, a bounded cache of encoded frames and serves subscribers from it.
 
-``open(sink) -> epoch``
-    Connect and start delivering to ``sink``.
+``open(sink) -> Position(epoch, seq)``
+    Connect and start delivering to ``sink`` every event after ``seq``.
 ``append(batch) -> (epoch, [seq, …])``
     Store a batch of prepared events in one round trip; one seq per event, in batch order.
     The epoch is returned with the seqs because an append can be the one that starts a new
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import NamedTuple, Protocol, TypeAlias
 
 from ..wire import Event
-from .positions import new_epoch
+from .positions import Position, new_epoch
 
 __all__ = ["Broker", "History", "MemoryBroker", "Prepared", "Sink"]
 
@@ -63,11 +63,15 @@ class Sink(Protocol):
     def retention(self, topic: str) -> int:
         """Events of ``topic`` the broker should keep at least."""
 
+    @property
+    def stats(self) -> dict[str, int | float]:
+        """Counters a broker adds to: ``broker_round_trips``, ``broker_rtt_seconds_sum``."""
+
 
 class Broker(Protocol):
     durable: bool
 
-    async def open(self, sink: Sink) -> int: ...
+    async def open(self, sink: Sink) -> Position: ...
 
     async def append(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]: ...
 
@@ -89,10 +93,10 @@ class MemoryBroker:
         self.epoch = 0
         self._sink: Sink | None = None
 
-    async def open(self, sink: Sink) -> int:
+    async def open(self, sink: Sink) -> Position:
         self._sink = sink
         self.epoch = new_epoch()
-        return self.epoch
+        return Position(self.epoch, self._seq)
 
     async def append(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]:
         sink = self._sink

@@ -15,7 +15,6 @@ import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from ..config import Settings
 from ..errors import BrokerUnavailable, HubClosed, InvalidField
@@ -85,6 +84,7 @@ class Hub:
         self._durable = bool(getattr(self.broker, "durable", False))
         self._applied: list[tuple[int, int, int, asyncio.Future[None]]] = []  # (epoch, seq, n, fut)
         self._resets = 0
+        self._warms: set[asyncio.Task[None]] = set()
 
     @property
     def settings(self) -> HubLimits:
@@ -96,7 +96,7 @@ class Hub:
         if not self._opened:
             self._opened = True
             try:
-                self.epoch = await self.broker.open(self)
+                self.epoch, self.last_seq = await self.broker.open(self)
             except BaseException:
                 self._opened = False
                 raise
@@ -122,6 +122,10 @@ class Hub:
         for *_, fut in self._applied:
             if not fut.done():
                 fut.set_result(None)
+        for task in list(self._warms):
+            task.cancel()
+        if self._warms:
+            await asyncio.wait(self._warms)
         await self.broker.close()
 
     async def healthy(self) -> bool:
@@ -307,7 +311,13 @@ class Hub:
     # -- history from a shared broker -------------------------------------------------
     def _start_warm(self, topic: Topic) -> None:
         task = asyncio.get_running_loop().create_task(self._warm(topic, self._resets))
-        task.add_done_callback(_consume)
+        self._warms.add(task)
+        task.add_done_callback(self._warm_done)
+
+    def _warm_done(self, task: asyncio.Task[None]) -> None:
+        self._warms.discard(task)
+        if not task.cancelled():
+            task.exception()
 
     async def _warm(self, topic: Topic, resets: int) -> None:
         log = topic.log
@@ -330,6 +340,8 @@ class Hub:
             log.prepend([(s, prefix + b"%d\n" % s + body) for s, body in entries if s <= topic.live_from],
                         evicted)
         self.retained_bytes += log.retained_bytes - before
+        if self.retained_bytes > self.limits.max_retained_bytes:
+            self._shrink((topic.name,))
         warming, topic.warming = topic.warming, None
         if not warming.done():
             warming.set_result(None)
@@ -426,8 +438,3 @@ class Hub:
                 out.append({"topic": t.name, "subscribers": t.subscribers, "last_event_id": last,
                             "retained": len(t.log)})
         return out
-
-
-def _consume(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()

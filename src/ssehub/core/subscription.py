@@ -79,6 +79,7 @@ class Subscription:
         logs = [t.log for t in self._topics]
         if last_event_id is None:
             self.start_id = format_id(self._hub.epoch, self._hub.last_seq)
+            self._last_ids = [self._hub.last_seq] * len(logs)
             return [log.head for log in logs]
         if last_event_id == EARLIEST:
             return [log.first for log in logs]
@@ -143,7 +144,7 @@ class Subscription:
         log = self._topics[0].log
         cur = self._cursors[0]
         if cur < log.first:
-            cur = self._behind(0)
+            cur = self._cursors[0] = self._behind(0)
         head = log.head
         out = [encode(e) for e in self._pending]
         self._pending.clear()

@@ -6,10 +6,12 @@ gap (never a silent loss), Redis Cluster works. No mocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -221,6 +223,37 @@ async def test_flushed_namespace_is_noticed_while_idle(redis_server: RedisServer
         new = await a.publish("t", "new")
         assert parse_id(new) > parse_id(old)  # type: ignore[operator]
         assert (await take(sub, 1))[0].data == "new"
+
+
+async def test_a_reader_left_behind_by_the_feed_trimming_says_so(redis_server: RedisServer, ns: str) -> None:
+    a, b = hub_on(redis_server.url, ns), hub_on(redis_server.url, ns)
+    a.broker.feed_maxlen = b.broker.feed_maxlen = 10  # type: ignore[attr-defined]
+    async with a, b:
+        sub = b.subscribe("t")
+        first = await a.publish("t", "seen")
+        assert [e.data for e in await take(sub, 1)] == ["seen"]
+        reader = b.broker._task  # type: ignore[attr-defined]
+        reader.cancel()  # B stops reading (as if cut off from Redis) …
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        for i in range(1000):  # … while the feed moves on and is trimmed past B's position
+            await a.publish("t", str(i))
+        b.broker._task = asyncio.create_task(b.broker._read_feed(synced=False))  # type: ignore[attr-defined]
+        last = await a.publish("t", "after")
+        gap = (await take(sub, 1))[0]
+        assert gap.event == "gap" and json.loads(gap.data) == {
+            "topic": "t", "last_event_id": first, "reason": "reset"}
+        rest: list[Event] = []
+        while not rest or rest[-1].data != "after":  # then what the feed still holds, in order
+            rest += await take(sub, 1)
+        assert rest[-1].id == last
+        tail = [int(e.data) for e in rest[:-1]]
+        assert tail == list(range(tail[0], 1000)) and tail[0] > 0
+
+
+def test_importing_the_brokers_does_not_import_redis() -> None:
+    code = "import sys, ssehub.brokers, ssehub.asgi; assert 'redis' not in sys.modules, 'imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 async def test_unreachable_or_silent_redis_fails_fast(ns: str) -> None:

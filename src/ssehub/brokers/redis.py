@@ -129,8 +129,8 @@ class RedisBroker:
 
     async def _check(self, known_epoch: int, known_seq: int) -> tuple[int, int, int, int]:
         raw = await self._call("sync", self._sync(keys=self._keys, args=[known_epoch, known_seq]))
-        epoch, start, seq, deleted = (int(v) for v in raw)
-        return epoch, start, seq, deleted
+        epoch, start, seq, first = (int(v) for v in raw)
+        return epoch, start, seq, first
 
     async def append(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]:
         keys = self._keys[:]
@@ -189,9 +189,9 @@ class RedisBroker:
                 log.debug("closing a redis client failed", exc_info=True)
 
     # -- the feed ---------------------------------------------------------------------
-    async def _read_feed(self) -> None:
+    async def _read_feed(self, synced: bool = True) -> None:
+        """The feed reader's loop (``synced``: the epoch was just checked, as by open())."""
         delay = BACKOFF[0]
-        synced = True  # open() just checked the epoch
         while not self._closed:
             try:
                 if not synced:
@@ -220,7 +220,7 @@ class RedisBroker:
     async def _resync(self) -> None:
         sink = self._sink
         assert sink is not None
-        epoch, start, seq, deleted = await self._check(self.epoch, self.position)
+        epoch, start, seq, first = await self._check(self.epoch, self.position)
         if self._down_since is not None:
             self._mark_up()
         if epoch != self.epoch:
@@ -228,11 +228,11 @@ class RedisBroker:
                         self.epoch, epoch)
             self.epoch, self.position = epoch, start
             sink.reset_epoch(epoch, start)
-        elif deleted > self.position:
+        elif first > self.position + 1 or (first == 0 and seq > self.position):
             log.warning("the redis feed was trimmed past this process's position %d: caches reset",
                         self.position)
-            self.position = seq
-            sink.reset_epoch(epoch, seq)
+            self.position = first - 1 if first else seq  # continue from the oldest entry kept
+            sink.reset_epoch(epoch, self.position)
 
     def _deliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         sink = self._sink

@@ -62,29 +62,32 @@ return out
 """
 
 # KEYS: epoch, seq, feed. ARGV: known epoch, known seq.
-# Returns {epoch, start, seq, highest seq trimmed from the feed}.
+# Returns {epoch, start, seq, seq of the feed's oldest entry (0 when empty)}: the feed holds every
+# seq, so a reader at position p missed trimmed entries when that oldest seq is above p + 1.
 SYNC = CHECK + """
-local deleted = '0'
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[3])
-  for i = 1, #info, 2 do
-    if info[i] == 'max-deleted-entry-id' then deleted = string.match(info[i + 1], '^(%d+)') end
-  end
-end
-return {epoch_text, string.format('%.0f', start), string.format('%.0f', seq), deleted}
+local first = '0'
+local oldest = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
+if #oldest > 0 then first = string.match(oldest[1][1], '^(%d+)') end
+return {epoch_text, string.format('%.0f', start), string.format('%.0f', seq), first}
 """
 
 # KEYS: topic stream, epoch. ARGV: upto seq, count.
-# Returns {epoch, start, highest seq trimmed from the stream, entries newest first}.
+# Returns {epoch, start, a seq below which entries may have been trimmed (0: none ever were),
+# entries newest first}. Trimming does not record what it removed (max-deleted-entry-id only
+# follows XDEL), so when entries were removed the bound is the oldest kept seq - 1.
 WARM = """
 local entries = redis.call('XREVRANGE', KEYS[1], ARGV[1] .. '-0', '-', 'COUNT', ARGV[2])
-local deleted = '0'
-if #entries > 0 or redis.call('EXISTS', KEYS[1]) == 1 then
+local trimmed = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  for i = 1, #info, 2 do
-    if info[i] == 'max-deleted-entry-id' then deleted = string.match(info[i + 1], '^(%d+)') end
+  local f = {}
+  for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+  if tonumber(f['entries-added']) > tonumber(f['length']) and f['first-entry'] then
+    trimmed = tonumber(string.match(f['first-entry'][1], '^(%d+)')) - 1
   end
+  local deleted = tonumber(string.match(f['max-deleted-entry-id'] or '0', '^(%d+)'))
+  if deleted > trimmed then trimmed = deleted end
 end
 local ep = redis.call('HMGET', KEYS[2], 'epoch', 'start')
-return {ep[1] or '0', ep[2] or '0', deleted, entries}
+return {ep[1] or '0', ep[2] or '0', string.format('%.0f', trimmed), entries}
 """

@@ -164,7 +164,16 @@ class Hub:
 
     async def commit(self, prepared: Prepared) -> str:
         """Publish a prepared event to its topics; return its id. One event, one id."""
-        return (await self.commit_many((prepared,)))[0]
+        if self.closed:
+            raise HubClosed("the hub is shutting down")
+        if not self._opened:
+            await self.start()
+        epoch, seqs = await self.broker.append((prepared,))
+        seq = seqs[0]
+        self.stats["published"] += 1
+        if seq > self.last_seq or epoch != self.epoch:  # a shared broker's feed has not applied it yet
+            await self._wait_applied(epoch, seq)
+        return format_id(epoch, seq)
 
     async def commit_many(self, batch: Sequence[Prepared]) -> list[str]:
         """Publish prepared events in order, in one broker round trip; return their ids.
@@ -206,7 +215,7 @@ class Hub:
                     continue
                 topic = self._create(name, topics)
             if not frame:
-                frame = b"id: %d-%d\n" % (self.epoch, seq) + body
+                frame = b"id: %d-%d\n" % (self.epoch, seq) + body  # == format_id, as bytes
             log = topic.log
             before = log.retained_bytes
             log.append(seq, frame)

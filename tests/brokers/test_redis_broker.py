@@ -190,6 +190,27 @@ def roll_back(server: RedisServer, ns: str, dumps: dict[bytes, tuple[bytes, int]
         r.close()
 
 
+async def test_resume_into_an_uncached_topic_during_an_outage_is_refused_then_works(
+        own_redis: RedisServer, ns: str) -> None:
+    async with hub_on(own_redis.url, ns) as hub:
+        first = await hub.publish("t", "kept")
+        await hub.publish("t", "next")
+        own_redis.proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            live = hub.subscribe("t")  # a live subscription needs no history: it opens at once
+            await live.start()
+            resumed = hub.subscribe("t", last_event_id=first)  # needs t's history from Redis
+            t0 = time.monotonic()
+            with pytest.raises(BrokerUnavailable):
+                await resumed.start()
+            assert time.monotonic() - t0 < 4 * TIMEOUT + 2
+            resumed.close()
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        again = hub.subscribe("t", last_event_id=first)
+        assert [e.data for e in await take(again, 1)] == ["next"]  # loaded once Redis answers
+
+
 async def test_redis_behind_what_the_hubs_saw_starts_a_new_epoch(redis_server: RedisServer, ns: str) -> None:
     # AOF everysec can lose the last second of writes: {ns}:seq then is below ids handed out.
     async with hub_on(redis_server.url, ns) as a:

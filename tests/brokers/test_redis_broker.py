@@ -109,6 +109,17 @@ async def test_a_batch_is_one_round_trip_with_consecutive_ids(two_hubs: tuple[Hu
     assert seqs == list(range(seqs[0], seqs[0] + 50))
 
 
+async def test_concurrent_publishes_share_script_calls(two_hubs: tuple[Hub, Hub]) -> None:
+    a, b = two_hubs
+    sub = b.subscribe("t")
+    before = a.stats["broker_round_trips"]
+    ids = await asyncio.gather(*(a.publish("t", str(i)) for i in range(200)))
+    assert a.stats["broker_round_trips"] - before < 200  # grouped: fewer calls than events
+    got = {e.data: e.id for e in await take(sub, 200)}
+    assert [got[str(i)] for i in range(200)] == list(ids)  # each caller got its own event's id
+    assert len(set(ids)) == 200
+
+
 async def test_script_cache_flush_is_survived(redis_server: RedisServer, ns: str) -> None:
     async with hub_on(redis_server.url, ns) as hub:
         await hub.publish("t", "before")

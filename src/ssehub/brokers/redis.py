@@ -67,6 +67,9 @@ class RedisBroker:
         self.position = 0  # seq of the last feed entry applied
         self._down_since: float | None = None
         self._closed = False
+        self._inflight = False  # a publish script call is running
+        self._group: asyncio.Task[None] | None = None  # the group call in flight, if any
+        self._queue: list[tuple[Sequence[Prepared], asyncio.Future[tuple[int, list[int]]]]] = []
 
     def _connect(self, url: str) -> tuple[Any, Any]:
         parts = urlsplit(url)
@@ -133,6 +136,45 @@ class RedisBroker:
         return epoch, start, seq, first
 
     async def append(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]:
+        """Store ``batch`` in one script call. Group commit: while a call is in flight, the
+        batches of concurrent publishers wait and then go together in the next call."""
+        if not self._inflight:
+            self._inflight = True
+            try:
+                return await self._store(batch)
+            finally:
+                self._next_group()
+        waiter: asyncio.Future[tuple[int, list[int]]] = asyncio.get_running_loop().create_future()
+        self._queue.append((batch, waiter))
+        return await waiter
+
+    def _next_group(self) -> None:
+        """The call in flight ended: send everything queued meanwhile as one call."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            self._inflight = False
+            return
+        self._group = asyncio.get_running_loop().create_task(self._store_group(queue))
+        self._group.add_done_callback(lambda _: self._next_group())
+
+    async def _store_group(self, queue: list[tuple[Sequence[Prepared], asyncio.Future[Any]]]) -> None:
+        try:
+            epoch, seqs = await self._store([p for batch, _ in queue for p in batch])
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else BrokerUnavailable("the broker is closing")
+            for _, waiter in queue:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            if error is not exc:
+                raise
+            return
+        at = 0
+        for batch, waiter in queue:
+            if not waiter.done():
+                waiter.set_result((epoch, seqs[at:at + len(batch)]))
+            at += len(batch)
+
+    async def _store(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]:
         keys = self._keys[:]
         index: dict[str, int] = {}
         maxlens: list[object] = []

@@ -247,6 +247,7 @@ async def test_redis_behind_what_the_hubs_saw_starts_a_new_epoch(redis_server: R
 async def test_flushed_namespace_is_noticed_while_idle(redis_server: RedisServer, ns: str) -> None:
     async with hub_on(redis_server.url, ns) as a:
         sub = a.subscribe("t")
+        both = a.subscribe(["t", "u"])
         old = await a.publish("t", "old")
         cli(redis_server, "DEL", *("{" + ns + "}:" + k for k in ("epoch", "seq", "log", "t:t")))
         got = await take(sub, 2)  # the idle reader re-checks the epoch within a second or so
@@ -255,6 +256,12 @@ async def test_flushed_namespace_is_noticed_while_idle(redis_server: RedisServer
         new = await a.publish("t", "new")
         assert parse_id(new) > parse_id(old)  # type: ignore[operator]
         assert (await take(sub, 1))[0].data == "new"
+        # a multi-topic subscription that had not read "old" yet: one gap per topic (from the
+        # position it started at: "old" was dropped with the lost history), then the new epoch
+        got = await take(both, 3)
+        assert sorted(json.loads(e.data)["topic"] for e in got[:2]) == ["t", "u"]
+        assert all(json.loads(e.data)["reason"] == "reset" for e in got[:2])
+        assert (got[2].data, got[2].id) == ("new", new)
 
 
 async def test_a_reader_left_behind_by_the_feed_trimming_says_so(redis_server: RedisServer, ns: str) -> None:
@@ -304,8 +311,13 @@ async def test_unreachable_or_silent_redis_fails_fast(ns: str) -> None:
         silent.close()
 
 
-async def test_redis_cluster_publish_subscribe_resume(redis_cluster: RedisCluster, ns: str) -> None:  # noqa: F811
-    async with hub_on(redis_cluster.url, ns) as a, hub_on(redis_cluster.url, ns) as b:
+@pytest.mark.parametrize("form", ["scheme", "query"])
+async def test_redis_cluster_publish_subscribe_resume(redis_cluster: RedisCluster, ns: str,  # noqa: F811
+                                                      form: str) -> None:
+    url = redis_cluster.url
+    if form == "query":
+        url = url.replace("redis+cluster", "redis") + "?cluster=1"
+    async with hub_on(url, ns) as a, hub_on(url, ns) as b:
         assert isinstance(a.broker, RedisBroker)
         live = b.subscribe(["x", "y"])
         ids = [await a.publish("x", "1"), await a.publish(["x", "y"], "2"), await b.publish("y", "3")]

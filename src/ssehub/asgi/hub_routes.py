@@ -85,7 +85,7 @@ class Publish:
                     raise Forbidden(f"topics under {PRIVATE_PREFIX} are written by the LLM relay only")
         # Validate every publication before publishing any: a bad batch publishes nothing.
         prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry) for p in pubs]
-        ids = [await hub.commit(p) for p in prepared]
+        ids = await hub.commit_many(prepared)  # one broker round trip for the batch
         if batch:
             answer = ('{"ids":[' + ",".join(f'"{i}"' for i in ids) + "]}").encode()
         else:

@@ -53,6 +53,9 @@ class RedisBroker:
     def __init__(self, url: str, *, namespace: str = "ssehub", timeout: float = 1.0,
                  feed_maxlen: int = FEED_MAXLEN) -> None:
         self.url = url
+        parts = urlsplit(url)  # for messages: never the password
+        port = f":{parts.port}" if parts.port else ""
+        self._where = f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
         self.timeout = timeout
         self.feed_maxlen = feed_maxlen
         self.prefix = "{" + namespace + "}:"
@@ -109,8 +112,8 @@ class RedisBroker:
     def _mark_down(self, exc: BaseException) -> None:
         if self._down_since is None and not self._closed:
             self._down_since = time.monotonic()
-            log.warning("redis broker unreachable (%s: %s); publishes answer 503 until it is back",
-                        type(exc).__name__, exc)
+            log.warning("redis broker unreachable at %s (%s: %s); publishes answer 503 until it is back",
+                        self._where, type(exc).__name__, exc)
             if self._sink is not None:
                 self._sink.broker_down()
 
@@ -125,7 +128,10 @@ class RedisBroker:
     # -- the protocol -----------------------------------------------------------------
     async def open(self, sink: Sink) -> Position:
         self._sink = sink
-        epoch, _, seq, _ = await self._check(0, 0)
+        try:
+            epoch, _, seq, _ = await self._check(0, 0)
+        except BrokerUnavailable:
+            raise BrokerUnavailable(f"cannot reach redis at {self._where}") from None
         self.epoch, self.position = epoch, seq
         self._task = asyncio.get_running_loop().create_task(self._read_feed())
         return Position(epoch, seq)

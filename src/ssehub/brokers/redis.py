@@ -252,7 +252,7 @@ class RedisBroker:
                 if not reply:
                     synced = False  # idle: re-check the epoch (a flushed or restarted Redis)
                     continue
-                self._deliver(reply[0][1])
+                synced = self._deliver(reply[0][1])
             except asyncio.CancelledError:
                 raise
             except FAILURES as exc:
@@ -282,7 +282,10 @@ class RedisBroker:
             self.position = first - 1 if first else seq  # continue from the oldest entry kept
             sink.reset_epoch(epoch, self.position)
 
-    def _deliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _deliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> bool:
+        """Apply feed entries in order. False when one belongs to a newer epoch: the reader
+        then re-syncs, which restarts it from that epoch's first entry (entries of it may
+        sit below the position it was reading from)."""
         sink = self._sink
         assert sink is not None
         apply = sink.apply
@@ -290,11 +293,10 @@ class RedisBroker:
             seq = int(entry_id.split(b"-", 1)[0])
             epoch = int(fields[b"e"])
             if epoch != self.epoch:
-                if epoch < self.epoch:  # written under an epoch already left behind
-                    self.position = seq
-                    continue
-                log.warning("redis moved to epoch %d (history lost): subscribers get a gap", epoch)
-                self.epoch = epoch
-                sink.reset_epoch(epoch, seq - 1)
+                if epoch > self.epoch:
+                    return False
+                self.position = seq  # written under an epoch already left behind: not ours
+                continue
             self.position = seq
             apply(seq, fields[b"t"].decode().split("\n"), fields[b"b"])
+        return True

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from ..config import Settings
 from ..errors import BrokerUnavailable, HubClosed, InvalidField
 from ..wire import Event, encode
+from .bounds import Bounds
 from .broker import Broker, MemoryBroker, Prepared
 from .gaps import GapReason
 from .limits import HubLimits, encode_data
@@ -33,7 +34,7 @@ __all__ = ["Hub", "HubLimits", "Prepared", "Topic"]
 PresenceListener = Callable[[str, int], None]
 
 
-class Hub:
+class Hub(Bounds):
     """Topics, positions and subscriptions. Use as ``async with Hub() as hub:``.
 
     ``hub.stats`` is a plain dict of counters, for metrics:
@@ -372,49 +373,6 @@ class Hub:
         """Until the feed applied ``seq`` of the current epoch (at most ``broker_timeout``)."""
         if seq > self.last_seq:
             await self._wait_applied(self.epoch, seq)
-
-    # -- bounds: max_topics, max_retained_bytes -----------------------------------------
-    def _forget_idle(self, protect: Sequence[str]) -> bool:
-        """Forget the least recently used topic nobody subscribes to, never one named in
-        ``protect``. O(1) amortised. False when there is none."""
-        idle = self._idle
-        for _ in range(len(protect) + 1):
-            if not idle:
-                return False
-            name, topic = idle.popitem(last=False)
-            if name in protect:
-                idle[name] = topic  # to the back: it is in use right now
-                continue
-            if not self._durable:  # its history existed only here
-                self.forgotten_seq = max(self.forgotten_seq, topic.log.last_seq)
-            self.retained_bytes -= topic.log.retained_bytes
-            del self._topics[name]
-            topic.wake()
-            self.stats["topics_forgotten"] += 1
-            return True
-        return False
-
-    def _shrink(self, protect: Sequence[str]) -> None:
-        """Hold max_retained_bytes: forget idle topics first, then evict the oldest frames
-        of subscribed topics in turn (their readers get a gap: never a silent loss)."""
-        limit = self.limits.max_retained_bytes
-        while self.retained_bytes > limit and self._forget_idle(protect):
-            pass
-        misses = 0
-        while self.retained_bytes > limit and misses <= len(self._topics):
-            topic = next(self._sweep, None) if self._sweep is not None else None
-            if topic is None:
-                self._sweep = iter(list(self._topics.values()))
-                topic = next(self._sweep, None)
-                if topic is None:
-                    return
-            freed = topic.log.evict_oldest() if self._topics.get(topic.name) is topic else 0
-            if freed:
-                self.retained_bytes -= freed
-                self.stats["frames_evicted_hub_wide"] += 1
-                misses = 0
-            else:
-                misses += 1
 
     # -- presence -------------------------------------------------------------------
     def add_presence_listener(self, listener: PresenceListener) -> None:

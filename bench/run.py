@@ -28,6 +28,7 @@ import queue
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,7 @@ BUILD = BENCH / "build"
 RESULTS = BENCH / "results"
 PEERS = BENCH / "peers"
 
-ALL_SERVERS = ["ssehub", "ssehub-batch", "sse-starlette", "aiohttp-sse", "nchan"]
+ALL_SERVERS = ["ssehub", "ssehub-batch", "ssehub-redis", "sse-starlette", "aiohttp-sse", "nchan"]
 ALL_WORKLOADS = ["fanout", "topics", "latency", "idle"]
 
 # Full-size workloads (the figures quoted in the README) and a --quick variant for smoke runs.
@@ -420,7 +421,67 @@ class Nchan(Server):
         return text
 
 
-SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEHubBatch, SSEStarlette, AiohttpSSE, Nchan)}
+class SSEHubRedis(SSEHub):
+    """ssehub with ``--broker redis://``: a redis-server (no persistence) started by the bench,
+    pinned to the server's CPU like the server. Its CPU is reported apart (``redis``)."""
+
+    name = "ssehub-redis"
+
+    def available(self):
+        if not shutil.which("redis-server"):
+            return "redis-server is not installed"
+        return super().available()
+
+    def start(self, cpu: str | None) -> None:
+        self.redis_port = self.port + 5000
+        self.redis = spawn([*_pin(cpu), "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "no", "--dir", str(self.workdir)])
+        end = time.monotonic() + STARTUP_TIMEOUT
+        while self._redis_call(b"PING") != b"+PONG\r\n":
+            if time.monotonic() > end or self.redis.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        super().start(cpu)
+
+    def command(self):
+        return [*super().command(), "--broker", f"redis://127.0.0.1:{self.redis_port}"]
+
+    def _redis_call(self, command: bytes) -> bytes:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.redis_port), 2) as s:
+            s.sendall(command + b"\r\n")
+            data = b""
+            while True:
+                head, sep, rest = data.partition(b"\r\n")
+                if sep and (not head.startswith(b"$") or len(rest) >= int(head[1:]) + 2):
+                    return data
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+        return b""
+
+    def redis_figures(self) -> dict:
+        """Redis's own cost: µs per publish script call, CPU seconds since it started."""
+        stats = self._redis_call(b"INFO commandstats").decode(errors="replace")
+        cpu = self._redis_call(b"INFO cpu").decode(errors="replace")
+        out: dict = {}
+        for line in stats.splitlines():
+            if line.startswith(("cmdstat_evalsha:", "cmdstat_xread:")):
+                name, _, fields = line.partition(":")
+                kv = dict(f.split("=", 1) for f in fields.split(",") if "=" in f)
+                out[name.removeprefix("cmdstat_")] = {"calls": int(kv["calls"]),
+                                                      "usec_per_call": float(kv["usec_per_call"])}
+        for line in cpu.splitlines():
+            if line.startswith(("used_cpu_user:", "used_cpu_sys:")):
+                out["cpu_s"] = round(out.get("cpu_s", 0.0) + float(line.split(":", 1)[1]), 3)
+        return out
+
+    def stop(self) -> None:
+        super().stop()
+        stop(getattr(self, "redis", None))
+
+
+SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEHubBatch, SSEHubRedis, SSEStarlette, AiohttpSSE, Nchan)}
 BATCH_WORKLOADS = {"fanout", "topics"}  # where a batched publisher makes sense
 
 
@@ -644,6 +705,10 @@ def _notes(r: dict, rate: float | None = None) -> str:
         notes.append(f"{lg['failed']} subscriptions failed (HTTP {lg.get('first_bad_status') or 'connect'})")
     if lg.get("closed_by_server"):
         notes.append(f"{lg['closed_by_server']} streams closed by server")
+    redis = r.get("redis")
+    if redis and "evalsha" in redis:
+        notes.append(f"redis: {redis['evalsha']['usec_per_call']:.1f} µs/publish script, "
+                     f"{redis.get('cpu_s', 0):.2f} s CPU in all")
     if r.get("foreign_cpu_cores", 0) >= 0.15:
         notes.append(f"⚠ other processes used {r['foreign_cpu_cores']:.2f} cores meanwhile")
     return "; ".join(notes)
@@ -850,6 +915,8 @@ def main(argv=None) -> int:
                     results[wl][name] = WORKLOAD_FUNCS[wl](tools, srv, cfgs[wl])
                     r = results[wl][name]
                     r["background_cpu_cores_before"] = round(background, 3)
+                    if isinstance(srv, SSEHubRedis):
+                        r["redis"] = srv.redis_figures()
                     log(f"{wl}/{name}: done in {time.monotonic() - t0:.1f} s — "
                         f"delivered {r['delivered']:,}/{r['expected']:,}")
                 except KeyboardInterrupt:

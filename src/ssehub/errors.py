@@ -24,7 +24,9 @@
     └── Unavailable                  (503)
         ├── HubClosed
         ├── BrokerUnavailable
-        └── CapacityExceeded
+        ├── CapacityExceeded
+        └── SubscriptionClosed       a subscription ended (hub closing, or closed)
+            └── SlowConsumer         fell behind the retained history (policy 'disconnect')
 
     SSEHubError
     └── ClientError                  ssehub.client / the CLI: failures seen from the client side
@@ -72,6 +74,8 @@ __all__ = [
     "RateLimited",
     "RemoteProtocolError",
     "SSEHubError",
+    "SlowConsumer",
+    "SubscriptionClosed",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
@@ -188,6 +192,14 @@ class BrokerUnavailable(Unavailable):
 
 class CapacityExceeded(Unavailable):
     pass
+
+
+class SubscriptionClosed(Unavailable):
+    """The subscription ended: the hub closed, or the subscription was closed."""
+
+
+class SlowConsumer(SubscriptionClosed):
+    """The subscriber fell behind the retained history and the policy is 'disconnect'."""
 
 
 # -- client side (ssehub.client and the CLI) --------------------------------------------

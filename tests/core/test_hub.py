@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 
-from ssehub import Hub, Settings
+from ssehub import Hub
 from ssehub.core import SlowConsumer, parse_id
 from ssehub.errors import HubClosed, InvalidField, InvalidTopic
 from ssehub.wire import Event, Parser
 
-
-def settings(**kw: object) -> Settings:
-    return Settings(heartbeat=3600, **kw)  # type: ignore[arg-type]
+MakeHub = Callable[..., Hub]
 
 
 async def take(sub, n: int) -> list[Event]:  # type: ignore[no-untyped-def]
@@ -35,8 +34,8 @@ def parse_chunks(chunks: list[bytes]) -> list[Event]:
     return [e for c in chunks for e in parser.feed(c)]
 
 
-async def test_publish_returns_increasing_ids_across_topics() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_publish_returns_increasing_ids_across_topics(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         ids = [await hub.publish(t, "x") for t in ("a", "b", "a", "c")]
     positions = [parse_id(i) for i in ids]
     assert all(p is not None for p in positions)
@@ -44,16 +43,16 @@ async def test_publish_returns_increasing_ids_across_topics() -> None:
     assert len({p.epoch for p in positions}) == 1  # type: ignore[union-attr]
 
 
-async def test_new_subscriber_gets_only_later_events() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_new_subscriber_gets_only_later_events(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         await hub.publish("t", "before")
         sub = hub.subscribe("t")
         await hub.publish("t", "after")
         assert [e.data for e in await take(sub, 1)] == ["after"]
 
 
-async def test_fanout_every_subscriber_every_event_in_order() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_fanout_every_subscriber_every_event_in_order(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         subs = [hub.subscribe("t") for _ in range(50)]
 
         async def reader(sub) -> list[str]:  # type: ignore[no-untyped-def]
@@ -68,8 +67,8 @@ async def test_fanout_every_subscriber_every_event_in_order() -> None:
     assert all(r == [str(i) for i in range(200)] for r in results)
 
 
-async def test_next_chunk_coalesces_many_events_into_one_write() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_next_chunk_coalesces_many_events_into_one_write(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         sub = hub.subscribe("t")
         for i in range(10):
             await hub.publish("t", str(i))
@@ -77,8 +76,8 @@ async def test_next_chunk_coalesces_many_events_into_one_write() -> None:
         assert [e.data for e in parse_chunks([chunk])] == [str(i) for i in range(10)]
 
 
-async def test_chunks_are_bounded_by_max_chunk_bytes() -> None:
-    async with Hub(settings=settings(max_chunk_bytes=150)) as hub:
+async def test_chunks_are_bounded_by_max_chunk_bytes(make_hub: MakeHub) -> None:
+    async with make_hub(max_chunk_bytes=150) as hub:
         sub = hub.subscribe("t", last_event_id="earliest")
         for i in range(20):
             await hub.publish("t", "x" * 30 + str(i))
@@ -90,8 +89,8 @@ async def test_chunks_are_bounded_by_max_chunk_bytes() -> None:
         assert [e.data[30:] for e in parse_chunks(chunks)] == [str(i) for i in range(20)]
 
 
-async def test_resume_after_id_is_exact_and_exactly_once() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_resume_after_id_is_exact_and_exactly_once(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         ids = [await hub.publish("t", str(i)) for i in range(10)]
         sub = hub.subscribe("t", last_event_id=ids[4])
         got = await take(sub, 5)
@@ -99,16 +98,16 @@ async def test_resume_after_id_is_exact_and_exactly_once() -> None:
         assert [e.id for e in got] == ids[5:]
 
 
-async def test_earliest_is_all_retained_history_without_gap() -> None:
-    async with Hub(settings=settings(history_size=3)) as hub:
+async def test_earliest_is_all_retained_history_without_gap(make_hub: MakeHub) -> None:
+    async with make_hub(history_size=3) as hub:
         for i in range(5):
             await hub.publish("t", str(i))
         got = await take(hub.subscribe("t", last_event_id="earliest"), 3)
         assert [e.data for e in got] == ["2", "3", "4"]
 
 
-async def test_multi_topic_merge_in_seq_order_and_one_event_once() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_multi_topic_merge_in_seq_order_and_one_event_once(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         first = await hub.publish("a", "a0")
         await hub.publish("b", "b1")
         await hub.publish(["a", "b"], "both")
@@ -122,8 +121,8 @@ async def test_multi_topic_merge_in_seq_order_and_one_event_once() -> None:
         assert [e.data for e in await take(sub, 2)] == ["again", "after"]
 
 
-async def test_multi_topic_resume_from_one_id_is_exact() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_multi_topic_resume_from_one_id_is_exact(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         ids = [await hub.publish("ab"[i % 2], str(i)) for i in range(10)]
         got = await take(hub.subscribe(["a", "b"], last_event_id=ids[6]), 3)
         assert [e.data for e in got] == ["7", "8", "9"]
@@ -134,8 +133,8 @@ def gap_of(event: Event) -> dict[str, object]:
     return json.loads(event.data)  # type: ignore[no-any-return]
 
 
-async def test_gap_when_history_was_evicted_then_oldest_retained() -> None:
-    async with Hub(settings=settings(history_size=3)) as hub:
+async def test_gap_when_history_was_evicted_then_oldest_retained(make_hub: MakeHub) -> None:
+    async with make_hub(history_size=3) as hub:
         ids = [await hub.publish("t", str(i)) for i in range(6)]
         got = await take(hub.subscribe("t", last_event_id=ids[1]), 4)
         assert gap_of(got[0]) == {"topic": "t", "last_event_id": ids[1], "reason": "evicted"}
@@ -145,8 +144,8 @@ async def test_gap_when_history_was_evicted_then_oldest_retained() -> None:
         assert [e.data for e in got] == ["3", "4", "5"]
 
 
-async def test_gap_only_for_the_topic_whose_continuity_broke() -> None:
-    async with Hub(settings=settings(history_size=2)) as hub:
+async def test_gap_only_for_the_topic_whose_continuity_broke(make_hub: MakeHub) -> None:
+    async with make_hub(history_size=2) as hub:
         start = await hub.publish("quiet", "q0")
         for i in range(5):
             await hub.publish("busy", str(i))
@@ -160,8 +159,8 @@ async def test_gap_only_for_the_topic_whose_continuity_broke() -> None:
     ("given", "reason"),
     [("12-3", "other-epoch"), ("garbage", "unknown-id"), ("1-2-3", "unknown-id")],
 )
-async def test_gap_for_ids_this_hub_cannot_place(given: str, reason: str) -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_gap_for_ids_this_hub_cannot_place(given: str, reason: str, make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         await hub.publish("t", "kept")
         got = await take(hub.subscribe(["t", "u"], last_event_id=given), 3)
         assert [gap_of(e) for e in got[:2]] == [
@@ -171,8 +170,8 @@ async def test_gap_for_ids_this_hub_cannot_place(given: str, reason: str) -> Non
         assert got[2].data == "kept"
 
 
-async def test_gap_for_an_id_from_the_future() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_gap_for_an_id_from_the_future(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         ident = await hub.publish("t", "x")
         pos = parse_id(ident)
         assert pos is not None
@@ -181,19 +180,24 @@ async def test_gap_for_an_id_from_the_future() -> None:
         assert got[1].data == "x"
 
 
-async def test_ids_from_a_restarted_memory_hub_are_from_another_epoch() -> None:
-    async with Hub(settings=settings()) as hub:
-        old = await hub.publish("t", "lost")
-    async with Hub(settings=settings()) as hub:
+async def test_ids_after_a_hub_restart_resume_exactly_or_are_from_another_epoch(
+        make_hub: MakeHub, broker_kind: str) -> None:
+    async with make_hub() as hub:
+        old = await hub.publish("t", "before")
+    async with make_hub() as hub:  # a restarted process (on the same Redis namespace)
         await hub.publish("t", "new")
-        got = await take(hub.subscribe("t", last_event_id=old), 2)
-        assert gap_of(got[0])["reason"] == "other-epoch"
-        assert got[1].data == "new"
-        assert parse_id(got[1].id or "") > parse_id(old)  # type: ignore[operator]
+        if broker_kind == "memory":  # memory does not survive a restart
+            got = await take(hub.subscribe("t", last_event_id=old), 2)
+            assert gap_of(got[0])["reason"] == "other-epoch"
+            got = got[1:]
+        else:  # Redis kept the history and the epoch: the resume is exact
+            got = await take(hub.subscribe("t", last_event_id=old), 1)
+        assert [e.data for e in got] == ["new"]
+        assert parse_id(got[0].id or "") > parse_id(old)  # type: ignore[operator]
 
 
-async def test_slow_consumer_gets_a_gap_and_continues_from_oldest() -> None:
-    async with Hub(settings=settings(history_size=5)) as hub:
+async def test_slow_consumer_gets_a_gap_and_continues_from_oldest(make_hub: MakeHub) -> None:
+    async with make_hub(history_size=5) as hub:
         sub = hub.subscribe("t")
         first = await hub.publish("t", "0")
         assert [e.data for e in await take(sub, 1)] == ["0"]
@@ -204,8 +208,8 @@ async def test_slow_consumer_gets_a_gap_and_continues_from_oldest() -> None:
         assert [e.data for e in got[1:]] == ["15", "16", "17", "18", "19"]
 
 
-async def test_slow_consumer_disconnect_policy() -> None:
-    async with Hub(settings=settings(history_size=5, slow_consumer="disconnect")) as hub:
+async def test_slow_consumer_disconnect_policy(make_hub: MakeHub) -> None:
+    async with make_hub(history_size=5, slow_consumer="disconnect") as hub:
         sub = hub.subscribe("t")
         for i in range(20):
             await hub.publish("t", str(i))
@@ -214,8 +218,8 @@ async def test_slow_consumer_disconnect_policy() -> None:
         assert hub.subscriber_count("t") == 0
 
 
-async def test_memory_is_bounded_by_retention_not_by_subscribers() -> None:
-    async with Hub(settings=settings(history_size=1000, history_bytes=64 * 1024)) as hub:
+async def test_memory_is_bounded_by_retention_not_by_subscribers(make_hub: MakeHub) -> None:
+    async with make_hub(history_size=1000, history_bytes=64 * 1024) as hub:
         subs = [hub.subscribe("t") for _ in range(100)]  # none of them reads
         for _ in range(2000):
             await hub.publish("t", "x" * 1000)
@@ -227,8 +231,8 @@ async def test_memory_is_bounded_by_retention_not_by_subscribers() -> None:
             s.close()
 
 
-async def test_invalid_publications_are_rejected_and_spend_no_id() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_invalid_publications_are_rejected_and_spend_no_id(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         sub = hub.subscribe("t")
         with pytest.raises(InvalidField):
             await hub.publish("t", "x", event="a\nb")
@@ -245,8 +249,8 @@ async def test_invalid_publications_are_rejected_and_spend_no_id() -> None:
         assert [e.data for e in await take(sub, 1)] == ["ok"]
 
 
-async def test_heartbeat_tick_returns_empty_chunk_to_idle_subscribers() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_heartbeat_tick_returns_empty_chunk_to_idle_subscribers(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         sub = hub.subscribe("t")
         waiting = asyncio.create_task(sub.next_chunk())
         await asyncio.sleep(0)
@@ -255,8 +259,8 @@ async def test_heartbeat_tick_returns_empty_chunk_to_idle_subscribers() -> None:
         assert await asyncio.wait_for(waiting, 5) == b""
 
 
-async def test_close_ends_subscriptions_after_delivering_what_was_accepted() -> None:
-    hub = await Hub(settings=settings()).start()
+async def test_close_ends_subscriptions_after_delivering_what_was_accepted(make_hub: MakeHub) -> None:
+    hub = await make_hub().start()
     sub = hub.subscribe("t")
     waiting = asyncio.create_task(take(sub, 10))
     await asyncio.sleep(0)
@@ -269,8 +273,8 @@ async def test_close_ends_subscriptions_after_delivering_what_was_accepted() -> 
         hub.subscribe("t")
 
 
-async def test_a_cancelled_subscriber_does_not_break_the_shared_wakeup() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_a_cancelled_subscriber_does_not_break_the_shared_wakeup(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         a, b = hub.subscribe("t"), hub.subscribe("t")
         ta = asyncio.create_task(a.next_chunk())
         tb = asyncio.create_task(b.next_chunk())
@@ -283,9 +287,9 @@ async def test_a_cancelled_subscriber_does_not_break_the_shared_wakeup() -> None
         assert b"still here" in chunk
 
 
-async def test_presence_listeners_and_counts() -> None:
+async def test_presence_listeners_and_counts(make_hub: MakeHub) -> None:
     seen: list[tuple[str, int]] = []
-    async with Hub(settings=settings()) as hub:
+    async with make_hub() as hub:
         hub.add_presence_listener(lambda topic, n: seen.append((topic, n)))
         async with hub.subscribe(["a", "b"]):
             assert hub.subscriber_count("a") == 1
@@ -294,29 +298,38 @@ async def test_presence_listeners_and_counts() -> None:
     assert seen == [("a", 1), ("b", 1), ("a", 0), ("b", 0)]
 
 
-async def test_idle_topics_are_forgotten_beyond_max_topics_with_a_gap_on_resume() -> None:
-    async with Hub(settings=settings(max_topics=10)) as hub:
+async def test_idle_topics_are_forgotten_beyond_max_topics_with_a_gap_on_resume(
+        make_hub: MakeHub, broker_kind: str) -> None:
+    async with make_hub(max_topics=10) as hub:
         first = await hub.publish("t0", "x")
         for i in range(1, 30):
             await hub.publish(f"t{i}", "x")
-        assert len(hub.topics()) <= 10
-        got = await take(hub.subscribe("t0", last_event_id=first), 1)
-        gap = gap_of(got[0])
-        assert gap["topic"] == "t0" and gap["reason"] == "evicted"
+            hub.subscribe(f"t{i}", last_event_id="earliest").close()  # cache it here
+        assert len(hub._topics) <= 10 and "t0" not in hub._topics
+        sub = hub.subscribe("t0", last_event_id=first)
+        await hub.publish("t0", "y")
+        got = await take(sub, 2 if broker_kind == "memory" else 1)
+        if broker_kind == "memory":  # its history was only here: forgotten, and said so
+            gap = gap_of(got.pop(0))
+            assert gap["topic"] == "t0" and gap["reason"] == "evicted"
+        # (with Redis: forgotten here, still there: warmed again, the resume is exact)
+        assert [e.data for e in got] == ["y"]
 
 
-async def test_retention_by_prefix_keeps_whole_generations() -> None:
-    async with Hub(settings=settings(history_size=3)) as hub:
+async def test_retention_by_prefix_keeps_whole_generations(make_hub: MakeHub) -> None:
+    async with make_hub(history_size=3) as hub:
         hub.set_retention("chat/", 100, 1 << 20)
         for i in range(10):
             await hub.publish(["news", "chat/g1"], str(i))
-        assert len(hub.topic("news").log) == 3
+        news = hub.topic("news")
+        await hub.ready(news)  # with Redis: loaded from the topic's stream
+        assert len(news.log) == 3
         got = await take(hub.subscribe("chat/g1", last_event_id="earliest"), 10)
         assert [e.data for e in got] == [str(i) for i in range(10)]
 
 
-async def test_subscribing_to_a_hub_that_was_not_started_is_a_clear_error() -> None:
-    hub = Hub(settings=settings())
+async def test_subscribing_to_a_hub_that_was_not_started_is_a_clear_error(make_hub: MakeHub) -> None:
+    hub = make_hub()
     with pytest.raises(RuntimeError, match="start the hub first"):
         hub.subscribe("t")
     await hub.start()
@@ -324,10 +337,10 @@ async def test_subscribing_to_a_hub_that_was_not_started_is_a_clear_error() -> N
     await hub.close()
 
 
-async def test_a_leaving_subscriber_wakes_nobody_else() -> None:
+async def test_a_leaving_subscriber_wakes_nobody_else(make_hub: MakeHub) -> None:
     # With one future shared by all waiters, cancelling one waiting task would cancel it
     # for everybody: a crowd leaving a topic would cost a quadratic number of wake-ups.
-    async with Hub(settings=settings()) as hub:
+    async with make_hub() as hub:
         subs = [hub.subscribe("t") for _ in range(50)]
         tasks = [asyncio.create_task(s.next_chunk()) for s in subs]
         await asyncio.sleep(0)
@@ -343,21 +356,30 @@ async def test_a_leaving_subscriber_wakes_nobody_else() -> None:
         assert all(b"data: x" in c for c in await asyncio.wait_for(asyncio.gather(*tasks[1:]), 5))
 
 
-async def test_memory_is_bounded_hub_wide_by_forgetting_idle_topics() -> None:
-    async with Hub(settings=settings(history_bytes=10_000, max_retained_bytes=50_000)) as hub:
+async def test_memory_is_bounded_hub_wide_by_forgetting_idle_topics(
+        make_hub: MakeHub, broker_kind: str) -> None:
+    async with make_hub(history_bytes=10_000, max_retained_bytes=50_000) as hub:
         first = await hub.publish("t0", "x" * 900)
+        hub.subscribe("t0", last_event_id="earliest").close()  # cached here, then idle
         async with hub.subscribe("busy"):
             for i in range(1, 200):
                 await hub.publish([f"t{i}", "busy"] if i % 50 == 0 else f"t{i}", "x" * 900)
+                if broker_kind == "redis":
+                    hub.subscribe(f"t{i}", last_event_id="earliest").close()
             assert hub.retained_bytes <= 50_000
             assert sum(t.log.retained_bytes for t in hub._topics.values()) == hub.retained_bytes
             assert hub.subscriber_count("busy") == 1 and "busy" in {t["topic"] for t in hub.topics()}
-        got = await take(hub.subscribe("t0", last_event_id=first), 1)
-        assert gap_of(got[0])["reason"] == "evicted"  # forgotten, and said so
+        sub = hub.subscribe("t0", last_event_id=first)
+        await hub.publish("t0", "y")
+        got = await take(sub, 2 if broker_kind == "memory" else 1)
+        if broker_kind == "memory":
+            assert gap_of(got.pop(0))["reason"] == "evicted"  # forgotten, and said so
+        # (with Redis: forgotten here, still there: the resume is exact)
+        assert [e.data for e in got] == ["y"]
 
 
-async def test_library_events_keep_their_fields() -> None:
-    async with Hub(settings=settings()) as hub:
+async def test_library_events_keep_their_fields(make_hub: MakeHub) -> None:
+    async with make_hub() as hub:
         sub = hub.subscribe("t")
         ident = await hub.publish("t", "a\nb", event="tick", retry=1500)
         plain = await hub.publish("t", "c")

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssehub import Hub, Settings
+from ssehub.brokers import from_url
 from ssehub.core import parse_id
+from tests.support.redis import RedisServer
 
 TOPICS = ["a", "b", "c"]
 
@@ -20,11 +24,15 @@ publications = st.lists(
 )
 
 
-async def scenario(pubs: list[list[str]], history: int, resume_at: int, subscribed: list[str]) -> None:
-    async with Hub(settings=Settings(heartbeat=3600, history_size=history)) as hub:
+async def scenario(pubs: list[list[str]], history: int, resume_at: int, subscribed: list[str],
+                   url: str = "memory://") -> None:
+    namespace = "prop-" + uuid.uuid4().hex[:12]
+    settings = Settings(heartbeat=3600, history_size=history)
+    async with Hub(from_url(url, namespace=namespace), settings=settings) as hub:
         ids = [await hub.publish(topics, str(i)) for i, topics in enumerate(pubs)]
         resume_id = ids[resume_at]
         sub = hub.subscribe(subscribed, last_event_id=resume_id)
+        await sub.start()  # with Redis: loads the topics' history
         got = []
         while True:
             chunk = sub.poll()
@@ -77,3 +85,25 @@ async def scenario(pubs: list[list[str]], history: int, resume_at: int, subscrib
 def test_resume_is_exact_or_signalled(pubs, history, data, subscribed) -> None:  # type: ignore[no-untyped-def]
     resume_at = data.draw(st.integers(0, len(pubs) - 1))
     asyncio.run(scenario(pubs, history, resume_at, subscribed))
+
+
+@pytest.fixture(scope="module")
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+def test_resume_is_exact_or_signalled_on_redis(redis_url: str) -> None:
+    """The same property with the Redis broker: history loaded from the topic streams."""
+
+    @settings(max_examples=30, deadline=None)
+    @given(
+        pubs=publications,
+        history=st.integers(1, 8),
+        data=st.data(),
+        subscribed=st.lists(st.sampled_from(TOPICS), min_size=1, max_size=3, unique=True),
+    )
+    def check(pubs, history, data, subscribed) -> None:  # type: ignore[no-untyped-def]
+        resume_at = data.draw(st.integers(0, len(pubs) - 1))
+        asyncio.run(scenario(pubs, history, resume_at, subscribed, redis_url))
+
+    check()

@@ -112,7 +112,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
     """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
     settings = settings or Settings()
     auth = Auth.from_settings(settings, readable_prefix=PRIVATE_PREFIX)  # ConfigError: unusable key
-    hub = hub or Hub(from_url(settings.broker), settings=settings)
+    hub = hub or Hub(from_url(settings.broker, namespace=settings.namespace, timeout=settings.broker_timeout),
+                     settings=settings)
     # a generation topic must keep a whole answer, so a reload can replay it from the start
     hub.set_retention(PRIVATE_PREFIX, settings.chat_history_size, settings.chat_history_bytes)
     relay = Relay(hub, settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -21,6 +22,7 @@ from starlette.types import Message, Receive, Send
 
 from ..config import Settings
 from ..core import Subscription, SubscriptionClosed
+from ..errors import BrokerUnavailable
 from ..wire import encode_comment, encode_id, encode_retry
 from .state import EdgeStats
 
@@ -227,6 +229,14 @@ async def stream_subscription(
     stats.subscriptions += len(sub.topics)
     expiry: _Expiry | None = None
     try:
+        try:
+            await sub.start()  # a resume on a shared broker loads its topics' history first
+        except BrokerUnavailable as exc:
+            body = json.dumps({"error": exc.message}).encode()
+            await send({"type": "http.response.start", "status": exc.status,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         opening = encode_retry(settings.retry)
         if sub.start_id is not None:

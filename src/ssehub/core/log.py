@@ -5,6 +5,12 @@ topic) and by *absolute index* (0 for the first entry ever appended to this log,
 entry). Subscribers keep absolute indexes as cursors: finding "what is new since my cursor"
 is a slice, with no search. Eviction (by count and by encoded bytes) moves ``first``;
 a cursor below ``first`` has lost events and must be told so (``gap``).
+
+Two operations serve a shared broker (Redis), where the log is a cache of the tail of the
+topic's stream: ``prepend`` inserts history loaded from the broker *before* the entries the
+live feed already appended (absolute indexes of existing entries do not move, so cursors stay
+valid), and ``reset`` drops everything and moves ``first`` past every existing cursor, so
+every reader finds itself behind (``reset_index`` tells why: the history was lost).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class TopicLog:
         "frames",
         "max_bytes",
         "max_events",
+        "reset_index",
         "seqs",
         "start",
     )
@@ -45,6 +52,8 @@ class TopicLog:
         self.base = 0
         self._bytes = 0
         self._cum_base = 0  # running byte total before list slot 0
+        #: cursors below this absolute index were cut by ``reset`` (not by falling behind)
+        self.reset_index = 0
 
     # -- positions ------------------------------------------------------------------
     @property
@@ -107,3 +116,45 @@ class TopicLog:
             self.base += start
             self.start = 0
 
+
+    def evict_oldest(self) -> int:
+        """Evict the oldest retained entry (even the newest one); return the bytes freed."""
+        if self.start >= len(self.seqs):
+            return 0
+        size = len(self.frames[self.start])
+        self._bytes -= size
+        self.evicted_seq = self.seqs[self.start]
+        self.frames[self.start] = b""
+        self.start += 1
+        return size
+
+    def prepend(self, entries: list[tuple[int, bytes]], evicted_seq: int) -> None:
+        """Insert older history (seqs ascending, all below every retained seq) before the
+        retained entries; ``evicted_seq`` is the boundary below it. Indexes do not move."""
+        live_seqs, live_frames = self.seqs[self.start:], self.frames[self.start:]
+        first = self.first
+        self.seqs = [s for s, _ in entries] + live_seqs
+        self.frames = [f for _, f in entries] + live_frames
+        self.base = first - len(entries)
+        self.start = 0
+        self._cum_base = 0
+        total = 0
+        cum = []
+        for frame in self.frames:
+            total += len(frame)
+            cum.append(total)
+        self.cum = cum
+        self._bytes = total
+        self.evicted_seq = max(self.evicted_seq, evicted_seq)
+        if len(self.seqs) > self.max_events or self._bytes > self.max_bytes:
+            self._evict()
+
+    def reset(self, evicted_seq: int) -> None:
+        """Forget every entry; every existing cursor ends up below ``first``."""
+        head = self.head
+        self.seqs, self.frames, self.cum = [], [], []
+        self.start = 0
+        self.base = head + 1  # strictly above any cursor, even one at the head
+        self._bytes = self._cum_base = 0
+        self.evicted_seq = evicted_seq
+        self.reset_index = self.base

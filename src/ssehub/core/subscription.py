@@ -17,57 +17,69 @@ from collections import deque
 from heapq import merge
 from typing import TYPE_CHECKING
 
+from ..errors import SlowConsumer, SubscriptionClosed
 from ..wire import Event, Parser, encode
+from .gaps import GapReason, gap_event
 from .positions import EARLIEST, format_id, parse_id
+from .topic import Topic
 
 if TYPE_CHECKING:
-    from .hub import Hub, Topic
+    from .hub import Hub
 
 __all__ = ["GapReason", "SlowConsumer", "Subscription", "SubscriptionClosed"]
 
 
-class GapReason:
-    UNKNOWN_ID = "unknown-id"  # not an id this hub makes
-    OTHER_EPOCH = "other-epoch"  # from before a restart or data loss: history is gone
-    FUTURE_ID = "future-id"  # an id this hub has not handed out yet
-    EVICTED = "evicted"  # the events after the id were evicted from the retained history
-    SLOW_CONSUMER = "slow-consumer"  # the subscriber fell behind the retained history
-
-
-class SubscriptionClosed(Exception):
-    """The subscription ended: the hub closed, or the subscription was closed."""
-
-
-class SlowConsumer(SubscriptionClosed):
-    """The subscriber fell behind the retained history and the policy is 'disconnect'."""
-
-
 class Subscription:
-    __slots__ = ("_buffer", "_closed", "_cursors", "_hub", "_last_ids", "_pending", "_single",
-                 "_tick", "_topics", "start_id")
+    __slots__ = ("_buffer", "_closed", "_cursors", "_epoch", "_hub", "_last_ids", "_pending",
+                 "_resume", "_single", "_tick", "_topics", "start_id")
 
     def __init__(self, hub: Hub, topics: list[Topic], last_event_id: str | None) -> None:
         self._hub = hub
         self._topics = topics
-        self._single = len(topics) == 1
+        self._single = False  # until started
         self._pending: list[Event] = []  # gap events to send before anything else
         #: per topic, what was delivered last: the resume id given, or the seq of an event
         self._last_ids: list[str | int | None] = [last_event_id] * len(topics)
-        self._cursors = self._start(last_event_id)
-        self._closed = False
-        self._tick = hub.tick_count
-        self._buffer: deque[Event] | None = None  # library iteration only; made on first use
-        for topic in topics:
-            hub._presence(topic, +1)
-
-    def _start(self, last_event_id: str | None) -> list[int]:
-        logs = [t.log for t in self._topics]
+        self._resume = last_event_id
+        self._epoch = hub.epoch  # the epoch of the seqs in _last_ids
+        self._cursors: list[int] = []
         #: the position this subscription starts after, when it had none to resume from: sent
         #: as an id-only block first, so a client that drops before its first event resumes
         #: from here instead of from whatever is newest when it comes back
         self.start_id: str | None = None
+        self._closed = False
+        self._tick = hub.tick_count
+        self._buffer: deque[Event] | None = None  # library iteration only; made on first use
+        for topic in topics:
+            hub.presence(topic, +1)
+        if last_event_id is None or not hub.broker.durable:
+            self._begin()  # nothing to load: a live subscription, or a memory hub
+
+    async def start(self) -> None:
+        """Load what the resume position needs (a shared broker's topic history), then
+        place the cursors. A no-op for a live subscription and with the memory broker.
+        Raises BrokerUnavailable when the broker does not answer in time."""
+        if self._cursors or self._closed:
+            return
+        hub = self._hub
+        for topic in self._topics:
+            await hub.ready(topic)
+        pos = parse_id(self._resume) if self._resume not in (None, EARLIEST) else None
+        if pos is not None and pos.epoch == hub.epoch and pos.seq > hub.last_seq:
+            await hub.caught_up(pos.seq)  # published elsewhere, not applied here yet
+        if not self._cursors:
+            self._begin()
+
+    def _begin(self) -> None:
+        self._epoch = self._hub.epoch
+        self._cursors = self._start(self._resume)
+        self._single = len(self._topics) == 1
+
+    def _start(self, last_event_id: str | None) -> list[int]:
+        logs = [t.log for t in self._topics]
         if last_event_id is None:
             self.start_id = format_id(self._hub.epoch, self._hub.last_seq)
+            self._last_ids = [self._hub.last_seq] * len(logs)
             return [log.head for log in logs]
         if last_event_id == EARLIEST:
             return [log.first for log in logs]
@@ -87,37 +99,52 @@ class Subscription:
             if reason is None and pos is not None and log.evicted_seq <= pos.seq:
                 cursors.append(log.index_after(pos.seq))
             else:
-                self._pending.append(hub.gap_event(topic.name, last_event_id, reason or GapReason.EVICTED))
+                self._gap(topic.name, last_event_id, reason or GapReason.EVICTED)
                 cursors.append(log.first)
         return cursors
+
+    def _gap(self, topic: str, last_event_id: str | None, reason: str) -> None:
+        self._pending.append(gap_event(topic, last_event_id, reason))
+        self._hub.stats["gaps_" + reason] += 1
 
     # -- taking what is new ---------------------------------------------------------
     def fell_behind(self) -> bool:
         """True when a cursor is below its log's oldest entry (events it needs were evicted)."""
-        return any(c < t.log.first for c, t in zip(self._cursors, self._topics, strict=True))
+        return any(c < t.log.first for c, t in zip(self._cursors, self._topics, strict=False))
 
     def _behind(self, i: int) -> int:
         """Cursor i fell below its log's oldest entry: gap (or disconnect), return the new cursor."""
         topic = self._topics[i]
-        if self._hub.settings.slow_consumer == "disconnect":
-            self.close()
-            raise SlowConsumer(f"subscriber fell behind the retained history of {topic.name!r}")
+        log = topic.log
         last = self._last_ids[i]
         if isinstance(last, int):
-            last = format_id(self._hub.epoch, last)
-        self._pending.append(self._hub.gap_event(topic.name, last, GapReason.SLOW_CONSUMER))
-        return topic.log.first
+            last = format_id(self._epoch, last)
+        if self._cursors[i] < log.reset_index:  # the broker lost history: a new epoch
+            self._gap(topic.name, last, GapReason.RESET)
+            self._last_ids[i] = None
+            if all(c >= t.log.reset_index or j == i
+                   for j, (c, t) in enumerate(zip(self._cursors, self._topics, strict=True))):
+                self._epoch = self._hub.epoch
+            return log.first
+        if self._hub.limits.slow_consumer == "disconnect":
+            self.close()
+            self._hub.stats["slow_consumer_cuts"] += 1
+            raise SlowConsumer(f"subscriber fell behind the retained history of {topic.name!r}")
+        self._gap(topic.name, last, GapReason.SLOW_CONSUMER)
+        return log.first
 
     def _take(self) -> list[bytes]:
         """Frames of everything new (pending gaps first), at most max_chunk_bytes of events;
         the cursors advance past what is returned."""
-        limit = self._hub.settings.max_chunk_bytes
+        limit = self._hub.limits.max_chunk_bytes
+        if not self._cursors:  # not started yet
+            return []
         if not self._single:
             return self._take_merged(limit)
         log = self._topics[0].log
         cur = self._cursors[0]
         if cur < log.first:
-            cur = self._behind(0)
+            cur = self._cursors[0] = self._behind(0)
         head = log.head
         out = [encode(e) for e in self._pending]
         self._pending.clear()
@@ -200,7 +227,7 @@ class Subscription:
             slot = self._cursors[0] - base
             end = len(log.seqs)
             if log.start <= slot < end:
-                end = log.slot_end(slot, end, self._hub.settings.max_chunk_bytes)
+                end = log.slot_end(slot, end, self._hub.limits.max_chunk_bytes)
                 self._cursors[0] = base + end
                 self._last_ids[0] = log.seqs[end - 1]
                 return log.frames[slot] if end - slot == 1 else b"".join(log.frames[slot:end])
@@ -215,6 +242,8 @@ class Subscription:
 
     async def next_chunk(self) -> bytes:
         """``poll()``, waiting while there is nothing: frames, or ``b""`` for a heartbeat."""
+        if not self._cursors:
+            await self.start()
         while True:
             chunk = self.poll()
             if chunk is not None:
@@ -228,6 +257,7 @@ class Subscription:
     async def __anext__(self) -> Event:
         if self._buffer is None:
             self._buffer = deque()
+            await self.start()
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
@@ -270,4 +300,4 @@ class Subscription:
         if not self._closed:
             self._closed = True
             for topic in self._topics:
-                self._hub._presence(topic, -1)
+                self._hub.presence(topic, -1)

@@ -1,0 +1,41 @@
+"""A topic as the hub holds it: its log, its waiting subscribers, its subscriber count."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .log import TopicLog
+
+__all__ = ["Topic"]
+
+
+class Topic:
+    """A topic's log, the futures of the subscribers waiting on it, its subscriber count.
+
+    Each waiting subscriber has a future of its own (never one shared future: cancelling a
+    task that awaits a shared future cancels it for every awaiter, so a crowd leaving one
+    topic would cost a quadratic number of wake-ups). A publish wakes them all in one pass.
+
+    With a shared broker the log is a cache of the tail of the topic's stream: ``warming``
+    is the future of the load of its history (None once loaded, or with the memory broker),
+    and ``live_from`` the feed position when the topic was cached: the feed appended every
+    event after it, the history load supplies those up to it.
+    """
+
+    __slots__ = ("live_from", "log", "name", "subscribers", "waiters", "warming")
+
+    def __init__(self, name: str, log: TopicLog, live_from: int = 0) -> None:
+        self.name = name
+        self.log = log
+        self.subscribers = 0
+        self.waiters: list[asyncio.Future[None]] = []
+        self.live_from = live_from
+        self.warming: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiters = self.waiters
+        if waiters:
+            self.waiters = []
+            for waiter in waiters:
+                if not waiter.done():  # cancelled by its own subscriber, or woken by another topic
+                    waiter.set_result(None)

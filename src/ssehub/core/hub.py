@@ -25,16 +25,15 @@ from .gaps import GapReason
 from .limits import HubLimits, encode_data
 from .log import TopicLog
 from .positions import format_id
+from .presence import Presence, PresenceListener
 from .subscription import Subscription
 from .topic import Topic
 from .topics import check_topics
 
 __all__ = ["Hub", "HubLimits", "Prepared", "Topic"]
 
-PresenceListener = Callable[[str, int], None]
 
-
-class Hub(Bounds):
+class Hub(Bounds, Presence):
     """Topics, positions and subscriptions. Use as ``async with Hub() as hub:``.
 
     ``hub.stats`` is a plain dict of counters, for metrics:
@@ -373,35 +372,3 @@ class Hub(Bounds):
         """Until the feed applied ``seq`` of the current epoch (at most ``broker_timeout``)."""
         if seq > self.last_seq:
             await self._wait_applied(self.epoch, seq)
-
-    # -- presence -------------------------------------------------------------------
-    def add_presence_listener(self, listener: PresenceListener) -> None:
-        self._listeners.append(listener)
-
-    def remove_presence_listener(self, listener: PresenceListener) -> None:
-        self._listeners.remove(listener)
-
-    def presence(self, topic: Topic, delta: int) -> None:
-        """A subscriber of ``topic`` arrived (+1) or left (-1): tell the listeners."""
-        topic.subscribers += delta
-        if topic.subscribers == 0:
-            if self._topics.get(topic.name) is topic:
-                self._idle[topic.name] = topic
-        elif delta > 0 and topic.subscribers == 1:
-            self._idle.pop(topic.name, None)
-        for listener in tuple(self._listeners):
-            listener(topic.name, topic.subscribers)
-
-    def subscriber_count(self, name: str) -> int:
-        topic = self._topics.get(name)
-        return topic.subscribers if topic is not None else 0
-
-    def topics(self) -> list[dict[str, object]]:
-        """Topics with subscribers or retained events: name, subscribers, last id, retained."""
-        out: list[dict[str, object]] = []
-        for t in self._topics.values():
-            if t.subscribers or len(t.log):
-                last = format_id(self.epoch, t.log.last_seq) if len(t.log) else None
-                out.append({"topic": t.name, "subscribers": t.subscribers, "last_event_id": last,
-                            "retained": len(t.log)})
-        return out

@@ -19,6 +19,7 @@ from ..config import Settings
 from ..core import Hub
 from ..errors import HostNotAllowed, SSEHubError
 from ..relay import Relay
+from ..relay.coordination import Coordination
 from .auth import Auth
 from .chat import chat_routes
 from .hosts import AllowedHosts
@@ -108,6 +109,15 @@ _FAST: dict[tuple[str, str], Any] = {
 }
 
 
+def _coordination(hub: Hub, settings: Settings) -> Coordination | None:
+    """Generations shared across processes when the broker is (``generations`` of a broker)."""
+    shared = getattr(hub.broker, "generations", None)
+    if shared is None:
+        return None
+    coordination: Coordination = shared(lease=settings.generation_lease, ttl=settings.generation_ttl)
+    return coordination
+
+
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> Starlette:
     """The ssehub ASGI app. Mount it anywhere: ``app.mount("/hub", create_app())``."""
     settings = settings or Settings()
@@ -116,7 +126,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
                      settings=settings)
     # a generation topic must keep a whole answer, so a reload can replay it from the start
     hub.set_retention(PRIVATE_PREFIX, settings.chat_history_size, settings.chat_history_bytes)
-    relay = Relay(hub, settings)
+    relay = Relay(hub, settings, coordination=_coordination(hub, settings))
     state = HubState(settings, hub, relay)
     state.auth = auth
 

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from ..core.broker import History, Prepared, Sink
 from ..core.positions import Position
 from ..errors import BrokerUnavailable
+from .redis_generations import RedisGenerations
 from .redis_scripts import PUBLISH, SYNC, WARM
 
 __all__ = ["FEED_MAXLEN", "RedisBroker"]
@@ -87,6 +88,11 @@ class RedisBroker:
 
     def topic_key(self, topic: str) -> str:
         return self.prefix + "t:" + topic
+
+    def generations(self, *, lease: float, ttl: float) -> RedisGenerations:
+        """The shared record of LLM generations in this namespace (``relay.coordination``)."""
+        return RedisGenerations(self._client, self._reader, self.prefix, topic_key=self.topic_key,
+                                lease=lease, timeout=self.timeout, ttl=ttl)
 
     # -- calls with a deadline --------------------------------------------------------
     async def _call(self, what: str, coro: Any) -> Any:

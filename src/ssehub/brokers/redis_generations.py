@@ -49,9 +49,12 @@ def _text(value: Any) -> str:
 class RedisGenerations:
     shared = True
 
-    def __init__(self, client: Any, namespace: str, *, lease: float, timeout: float, ttl: float) -> None:
+    def __init__(self, client: Any, reader: Any, prefix: str, *, topic_key: Callable[[str], str],
+                 lease: float, timeout: float, ttl: float) -> None:
         self.redis = client
-        self.ns = "{" + namespace + "}"
+        self.reader = reader  # its socket timeout allows XREAD BLOCK
+        self.ns = prefix.rstrip(":")
+        self.topic_key = topic_key
         self.lease_ms = max(1, int(lease * 1000))
         self.timeout = timeout
         self.ttl = max(1, int(ttl))
@@ -94,7 +97,7 @@ class RedisGenerations:
             try:
                 if last == "$":  # never read yet: start at the current end
                     last = _text((await self.redis.xinfo_stream(stream))["last-generated-id"])
-                reply = await self.redis.xread({stream: last}, count=500, block=BLOCK_MS)
+                reply = await self.reader.xread({stream: last}, count=500, block=BLOCK_MS)
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
@@ -136,6 +139,7 @@ class RedisGenerations:
         pipe.hset(key, mapping={"state": "finished", "terminal": terminal_id or ""})
         pipe.expire(key, max(1, int(ttl)))
         pipe.delete(self._key("lease", gid), self._key("readers", gid))
+        pipe.expire(self.topic_key("chat/" + gid), max(1, int(ttl)))  # the finished answer's history
         await self._call(pipe.execute())
 
     # -- any process ----------------------------------------------------------------

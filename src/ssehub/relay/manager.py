@@ -360,6 +360,18 @@ class Relay:
             gen.grace.cancel()
         self._arm(gen)
 
+    async def _end_lost(self, gid: str) -> None:
+        """Publish the one terminal event of a generation whose process died, unless its end
+        is already in the topic (it died between publishing it and recording it)."""
+        log.warning("generation %s… lost: its process stopped refreshing its lease", gid[:6])
+        log_ = self.hub.topic(PREFIX + gid).log
+        last = log_.frames[-1] if len(log_) else b""
+        if b"\nevent: done\n" in last or b"\nevent: error\n" in last:
+            terminal: str | None = None
+        else:
+            terminal = await publish_json(self.hub, PREFIX + gid, "error", LOST)
+        await self.coord.finish(gid, terminal, self.settings.generation_ttl)
+
     async def _keep(self) -> None:
         """Refresh the leases of generations running here; find the lost ones followed here."""
         period = self.settings.generation_lease / 3
@@ -375,8 +387,7 @@ class Relay:
                 for gid in list(self._followed):
                     if gid not in self._running and await self.coord.claim_lost(gid):
                         self._followed.pop(gid, None)
-                        log.warning("generation %s… lost: its process stopped refreshing its lease", gid[:6])
-                        await publish_json(self.hub, PREFIX + gid, "error", LOST)
+                        await self._end_lost(gid)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -57,6 +57,7 @@ def run_workers(settings: Settings) -> None:
     config = uvicorn.Config("ssehub:unused", host=settings.host, port=settings.port,
                             log_level=settings.log_level, backlog=4096)
     sock = config.bind_socket()
+    sock.listen(4096)  # connections wait in the backlog until a worker accepts (never refused)
     ctx = multiprocessing.get_context("spawn")
     stopping = False
 

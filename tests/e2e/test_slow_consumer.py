@@ -218,5 +218,9 @@ async def test_disconnect_policy_frees_a_connection_that_never_reads(serve, sse_
         check_follower(follower, published)
         await wait_subscribers(http, hub.url, TOPIC, 1, timeout=5)
         reader.cancel()
+        # the cut is counted where operators look for it
+        metrics = (await http.get(hub.url + "/metrics")).text
+        cuts = [line for line in metrics.splitlines() if line.startswith("ssehub_slow_consumer_cuts_total ")]
+        assert cuts and float(cuts[0].split()[1]) >= 1, cuts
     finally:
         slow.close()

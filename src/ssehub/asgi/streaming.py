@@ -284,6 +284,7 @@ async def stream_subscription(
             with contextlib.suppress(TimeoutError, OSError):
                 await asyncio.wait_for(send(end), SHUTDOWN_GRACE)
         if guard.cut:
+            hub.stats["slow_consumer_cuts"] = hub.stats.get("slow_consumer_cuts", 0) + 1
             log.info("cut off a stream whose client stopped reading (%s)", ",".join(sub.topics))
     except OSError:
         pass  # the peer went away mid-write

@@ -150,7 +150,8 @@ class Subscription:
         self._pending.clear()
         if cur < head:
             base = log.base
-            lo, hi = cur - base, log.slot_end(cur - base, head - base, limit)
+            room = max(1, limit - sum(len(f) for f in out))  # gap notices count in the chunk too
+            lo, hi = cur - base, log.slot_end(cur - base, head - base, room)
             out += log.frames[lo:hi]
             self._cursors[0] = base + hi
             self._last_ids[0] = log.seqs[hi - 1]
@@ -171,7 +172,7 @@ class Subscription:
         self._pending.clear()
         if not runs:
             return out
-        size, last_seq, taken = 0, -1, 0
+        size, last_seq, taken = sum(len(f) for f in out), -1, 0  # gap notices count too
         for seq, k, i in merge(*runs):
             if seq == last_seq:  # one event published to several of our topics: send it once
                 continue

@@ -144,6 +144,10 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())  # whatever handlers an embedding app gave it
     log.info("%s", describe_allowed_hosts(settings))
+    if "*" in settings.trusted_proxies:
+        log.warning("trusted_proxies is '*': any client that reaches this port directly can claim any "
+                    "address in X-Forwarded-For (per-client limits, the /metrics loopback check). Use "
+                    "it only behind a proxy that overwrites the header and is the only way in.")
     return Server(config, app.state.ssehub)
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from .generation import Generation
+from .hub_port import GENERATION_PREFIX, RelayHub, generation_topic
 from .manager import RateLimiter, Relay
 from .mapping import ChunkMapper, Out, ThinkSplitter, error_from_response
 from .providers import DEMO_MODEL, DEMO_PROVIDER, Provider, Providers
@@ -20,6 +21,7 @@ from .upstream import Upstream
 __all__ = [
     "DEMO_MODEL",
     "DEMO_PROVIDER",
+    "GENERATION_PREFIX",
     "ChatRequest",
     "ChunkMapper",
     "Generation",
@@ -28,8 +30,10 @@ __all__ = [
     "Providers",
     "RateLimiter",
     "Relay",
+    "RelayHub",
     "ThinkSplitter",
     "Upstream",
     "error_from_response",
+    "generation_topic",
     "parse_chat_request",
 ]

@@ -50,9 +50,10 @@ class Subscription:
         self._resume = last_event_id
         self._epoch = hub.epoch  # the epoch of the seqs in _last_ids
         self._cursors: list[int] = []
-        #: the position this subscription starts after, when it had none to resume from: sent
-        #: as an id-only block first, so a client that drops before its first event resumes
-        #: from here instead of from whatever is newest when it comes back
+        #: the position this subscription starts after, when it had none to resume from: the
+        #: stream sends it first (``SSEHub-Start-Id`` header and an opening ``id:`` line), so a
+        #: client that drops before its first event resumes from here instead of from
+        #: whatever is newest when it comes back
         self.start_id: str | None = None
         self._closed = False
         self._tick = hub.tick_count

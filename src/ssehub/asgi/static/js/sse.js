@@ -67,6 +67,7 @@ export class SSEParser {
     if (line === "") {
       // "Set the last event ID string of the event source to the value of the last event
       // ID buffer" happens before the empty-data check: an id-only block counts.
+      // (ssehub sends none — the opening position comes in a header — but other servers do.)
       this.lastEventId = this.idBuffer;
       if (this.hasData) {
         const data = this.data.endsWith("\n") ? this.data.slice(0, -1) : this.data;

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from .generation import Generation
 from .hub_port import GENERATION_PREFIX, RelayHub, generation_topic
-from .manager import RateLimiter, Relay
+from .manager import Relay
 from .mapping import ChunkMapper, Out, ThinkSplitter, error_from_response
 from .providers import DEMO_MODEL, DEMO_PROVIDER, Provider, Providers
+from .ratelimit import RateLimiter
 from .request import ChatRequest, parse_chat_request
 from .upstream import Upstream
 

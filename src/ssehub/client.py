@@ -189,6 +189,11 @@ async def subscribe(
                     if status == 200:
                         failures = 0
                         connected = opened = True
+                        # where a stream opened without a resume id starts: resuming from
+                        # there, a drop before the first event loses nothing
+                        start = response.headers.get("ssehub-start-id")
+                        if start and not last_event_id:
+                            last_event_id = start
                         parser = Parser()
                         async for chunk in response.aiter_raw():
                             try:
@@ -197,8 +202,6 @@ async def subscribe(
                                 raise RemoteProtocolError(f"the server sent a {exc.message}") from None
                             for event in events:
                                 yield event
-                            # the parser's last event id also follows id-only blocks, such
-                            # as the position the server sends when a stream opens
                             if parser.last_event_id:
                                 last_event_id = parser.last_event_id
                             if parser.retry is not None:

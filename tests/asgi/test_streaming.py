@@ -6,7 +6,7 @@ import asyncio
 
 from ssehub import Settings, create_app
 from ssehub.core import parse_id
-from ssehub.wire import Parser
+from ssehub.wire import Event, Parser
 
 from .driver import Stream
 
@@ -25,13 +25,16 @@ async def test_stream_headers_retry_first_then_events() -> None:
     assert s.headers["x-accel-buffering"] == "no"
     assert "connection" not in s.headers and "content-encoding" not in s.headers
     opening = await s.chunk()
-    assert opening.startswith(b"retry: 1234\n\nid: ")
+    # the retry hint and the starting position, as lines of a block the first event ends: no
+    # blank line, which httpx-sse, the OpenAI SDK and fetch-event-source would read as an event
+    start = s.headers["ssehub-start-id"]
+    assert opening == f"retry: 1234\nid: {start}\n".encode()
     parser = Parser()
-    assert parser.feed(opening) == []  # the position block dispatches nothing...
-    start = parser.last_event_id  # ...but sets the id a reconnect resumes from
+    assert parser.feed(opening) == []
     ident = await hub.publish("t", "hello")
     assert parse_id(start) < parse_id(ident)  # type: ignore[operator]
     assert await s.chunk() == f"id: {ident}\ndata: hello\n\n".encode()
+    assert parser.feed(f"id: {ident}\ndata: hello\n\n".encode()) == [Event("hello", id=ident)]
     s.disconnect()
     await s.finished()
     await hub.close()
@@ -56,7 +59,7 @@ async def test_heartbeat_comment_on_tick() -> None:
     s = await Stream(app, "/subscribe", [("topic", "t")]).start()
     await s.chunk()
     hub.tick()
-    assert await s.chunk() == b":\n\n"
+    assert await s.chunk() == b":\n"  # a comment line: no blank line, no block to dispatch
     s.disconnect()
     await s.finished()
     await hub.close()
@@ -136,19 +139,20 @@ async def test_publish_batch_is_all_or_nothing() -> None:
 
 
 async def test_a_stream_that_drops_before_its_first_event_resumes_without_loss() -> None:
-    # The opening block carries the position the stream started after: a client that drops
-    # before any event arrived still resumes exactly (no silent loss of what was published
-    # while it was away).
+    # The opening carries the position the stream started after (header and id line): a
+    # client that drops before any event arrived still resumes exactly (no silent loss of
+    # what was published while it was away).
     app = make_app()
     hub = app.state.hub
     s = await Stream(app, "/subscribe", [("topic", "t")]).start()
-    parser = Parser()
-    parser.feed(await s.chunk())
+    start = s.headers["ssehub-start-id"]
+    assert f"id: {start}\n".encode() in await s.chunk()
     s.disconnect()
     await s.finished()
     await hub.publish("t", "while away")
     again = await Stream(app, "/subscribe", [("topic", "t")],
-                         headers={"Last-Event-ID": parser.last_event_id}).start()
+                         headers={"Last-Event-ID": start}).start()
+    assert "ssehub-start-id" not in again.headers  # a resumed stream has its position
     body = await again.chunk()
     while b"while away" not in body:
         body += await again.chunk()

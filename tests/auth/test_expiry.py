@@ -56,7 +56,7 @@ async def test_a_stream_ends_when_its_token_expires(serve: Any, http: httpx.Asyn
     # the expiring stream ends by itself, properly (the last chunk), with a retry hint
     await expiring.read_to_eof(timeout=20)
     assert expiring.complete
-    assert bytes(expiring.raw).endswith(b"retry: 1500\n\n")
+    assert bytes(expiring.raw).endswith(b"\nretry: 1500\n")  # a line: no empty event
     # the other streams are still open and delivering
     second = (await http.post(server.url + "/publish", json=[{"topic": "news", "data": "after"},
                                                              {"topic": "pub", "data": "after"}],

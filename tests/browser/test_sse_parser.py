@@ -1,7 +1,7 @@
 """The console's own SSE parser (static/js/sse.js), run in Chromium: the WPT ``format-*``
 table that the Python parser passes (tests/wire/test_parse_wpt.py), fed whole, one byte at a
-time and split at every position; and the last event ID of the id-only block that opens a
-hub stream survives into the reconnect."""
+time and split at every position; and the position a hub stream opens at (its
+``SSEHub-Start-Id`` header and opening ``id:`` line) survives into the reconnect."""
 
 from __future__ import annotations
 
@@ -74,10 +74,11 @@ def test_wpt_table_through_the_console_parser(server: Server, new_page: Any) -> 
         assert observed[case.name] == [expected], case.name
 
 
-def test_reconnect_resumes_from_the_opening_id_only_block(server: Server, new_page: Any) -> None:
-    """No event arrives before the drop: the only id the console saw is the opening block's
-    (the hub's position when the stream opened). The reconnect must send it, so an event
-    published while the console was away still arrives (and none from before)."""
+def test_reconnect_resumes_from_the_opening_position(server: Server, new_page: Any) -> None:
+    """No event arrives before the drop: the only id the console saw is the opening's (the
+    hub's position when the stream opened, from the SSEHub-Start-Id header). The reconnect
+    must send it, so an event published while the console was away still arrives (and none
+    from before)."""
     before = httpx.post(server.url + "/publish", json={"topic": "open", "data": "before"}).json()["id"]
     proxy = CuttingProxy(server.port)
     try:
@@ -91,7 +92,7 @@ def test_reconnect_resumes_from_the_opening_id_only_block(server: Server, new_pa
             });
         }""")
         page.wait_for_function("() => window.__states.includes('open') && window.__src.lastEventId !== ''")
-        assert page.evaluate("window.__src.lastEventId") == before  # from the id-only block
+        assert page.evaluate("window.__src.lastEventId") == before  # where the stream opened
         proxy.refusing = True
         proxy.cut()
         missed = httpx.post(server.url + "/publish", json={"topic": "open", "data": "missed"}).json()["id"]

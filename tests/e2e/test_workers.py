@@ -60,7 +60,7 @@ async def test_workers_share_one_port_and_one_hub(
     proc.send_signal(signal.SIGTERM)
     for stream in streams:
         await stream.read_to_eof(timeout=BOUND)
-        assert b"retry: " in stream.raw.rsplit(b"\n\n", 2)[-2]
+        assert stream.raw.rstrip(b"\n").rsplit(b"\n", 1)[-1].startswith(b"retry: ")  # the last line
     assert await proc.wait_exit(timeout=BOUND) == 0
     await wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
                                      for p in workers), timeout=BOUND, what="the workers to exit")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from ssehub.config import Settings
 from ssehub.core import Hub
 from ssehub.errors import CapacityExceeded, NotFound, RateLimited
-from ssehub.relay import ChatRequest, RateLimiter, Relay
+from ssehub.relay import ChatRequest, Generation, RateLimiter, Relay
 from ssehub.wire import Event
 
 from .conftest import RawResponse, RawUpstream, UpstreamRequest, delta, sse
@@ -94,15 +94,53 @@ async def test_stop_closes_the_upstream_within_100ms_and_ends_the_topic(slow: Ra
         assert relay.stats["cancelled"] == 1
 
 
+class ManualTimers:
+    """The relay's grace timers on a clock the test moves (``Relay(call_later=...)``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pending: list[ManualTimer] = []
+
+    def call_later(self, delay: float, callback: Callable[[Generation], None],
+                   gen: Generation) -> ManualTimer:
+        timer = ManualTimer(self.now + delay, callback, gen)
+        self.pending.append(timer)
+        return timer
+
+    def advance(self, seconds: float) -> None:
+        """Move time on, running (in time order) every live timer that falls due."""
+        self.now += seconds
+        due = sorted((t for t in self.pending if t.when <= self.now), key=lambda t: t.when)
+        self.pending = [t for t in self.pending if t.when > self.now]
+        for timer in due:
+            if not timer.cancelled:
+                timer.callback(timer.gen)
+
+    def live(self) -> list[ManualTimer]:
+        return [t for t in self.pending if not t.cancelled]
+
+
+class ManualTimer:
+    def __init__(self, when: float, callback: Callable[[Generation], None], gen: Generation) -> None:
+        self.when, self.callback, self.gen = when, callback, gen
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 async def test_grace_cancels_after_the_last_reader_leaves(slow: RawUpstream) -> None:
-    async with Hub() as hub, Relay(hub, settings(slow.base_url, chat_grace=0.3)) as relay:
+    timers = ManualTimers()
+    async with Hub() as hub, Relay(hub, settings(slow.base_url, chat_grace=20.0),
+                                   call_later=timers.call_later) as relay:
         gen = await relay.start(ASK)
         await first(hub, gen.topic, "reasoning")  # a reader came, read a little and left
-        loop = asyncio.get_running_loop()
-        left = loop.time()
-        assert gen.running and gen.grace is not None
-        await asyncio.wait_for(slow.requests[0].disconnected.wait(), 2)
-        assert 0.25 < loop.time() - left < 1.5
+        assert gen.running and gen.grace is not None and len(timers.live()) == 1
+        timers.advance(19.9)  # not yet
+        await asyncio.sleep(0)
+        assert gen.running and gen.cancel_reason is None
+        timers.advance(0.2)  # the grace is over: the upstream call is cancelled
+        await asyncio.wait_for(slow.requests[0].disconnected.wait(), 5)
         events = await topic_events(hub, gen.topic)
         assert kinds(events) == ["start", "reasoning", "done"]
         assert json.loads(events[-1].data) == {"finish_reason": "cancelled"}
@@ -118,14 +156,18 @@ async def test_grace_is_disarmed_by_a_returning_reader() -> None:
         await resp.chunk(sse(delta(content="done"), delta(finish="stop"), "[DONE]"))
         await resp.end()
 
+    timers = ManualTimers()
     async with RawUpstream(script) as up, Hub() as hub, \
-            Relay(hub, settings(up.base_url, chat_grace=0.25)) as relay:
+            Relay(hub, settings(up.base_url, chat_grace=20.0), call_later=timers.call_later) as relay:
         gen = await relay.start(ASK)
         sub = hub.subscribe(gen.topic, last_event_id="earliest")  # a reader arrives at once
         sub.close()  # ... leaves: grace armed
-        await asyncio.sleep(0.1)
+        assert len(timers.live()) == 1
+        timers.advance(10)
         async with hub.subscribe(gen.topic, last_event_id="earliest"):  # ... and comes back
-            await asyncio.sleep(0.4)  # longer than the grace
+            assert timers.live() == [] and gen.grace is None  # disarmed
+            timers.advance(3600)  # far longer than the grace: nothing is due
+            await asyncio.sleep(0)
             assert gen.running
             release.set()
             events = await topic_events(hub, gen.topic)
@@ -134,11 +176,27 @@ async def test_grace_is_disarmed_by_a_returning_reader() -> None:
 
 
 async def test_nobody_ever_reads_means_cancelled_after_grace(slow: RawUpstream) -> None:
-    async with Hub() as hub, Relay(hub, settings(slow.base_url, chat_grace=0.1)) as relay:
+    timers = ManualTimers()
+    async with Hub() as hub, Relay(hub, settings(slow.base_url, chat_grace=20.0),
+                                   call_later=timers.call_later) as relay:
         gen = await relay.start(ASK)
-        await asyncio.wait_for(gen.task, 3)  # type: ignore[arg-type]
+        assert len(timers.live()) == 1  # armed at once: nobody is reading
+        async with asyncio.timeout(5):  # the upstream call is under way
+            while not slow.requests:
+                await asyncio.sleep(0.01)
+        timers.advance(20.0)
+        await asyncio.wait_for(gen.task, 5)  # type: ignore[arg-type]
         assert gen.outcome == "cancelled" and gen.cancel_reason == "grace"
-        await asyncio.wait_for(slow.requests[0].disconnected.wait(), 1)
+        await asyncio.wait_for(slow.requests[0].disconnected.wait(), 5)
+
+
+async def test_grace_uses_the_running_loop_by_default(slow: RawUpstream) -> None:
+    """Without ``call_later`` the grace is a real loop timer (one short one, bounded wait)."""
+    async with Hub() as hub, Relay(hub, settings(slow.base_url, chat_grace=0.05)) as relay:
+        gen = await relay.start(ASK)
+        assert isinstance(gen.grace, asyncio.TimerHandle)
+        await asyncio.wait_for(gen.task, 5)  # type: ignore[arg-type]
+        assert gen.cancel_reason == "grace"
 
 
 async def test_shutdown_cancels_running_generations_and_ends_their_topics(slow: RawUpstream) -> None:

@@ -126,3 +126,22 @@ def test_encode_retry(ms: int, wire: bytes) -> None:
 def test_encode_retry_rejects_non_natural_numbers(bad: object) -> None:
     with pytest.raises(InvalidField):
         encode_retry(bad)  # type: ignore[arg-type]
+
+
+def test_lines_without_a_block_end_dispatch_nothing_anywhere() -> None:
+    """``block=False``: the lines a hub stream sends outside events (heartbeat, retry hints,
+    starting id) end with no blank line, so no client — WHATWG or not — can see an event."""
+    from ssehub.wire import Parser, encode_id
+
+    assert encode_comment(block=False) == b":\n"
+    assert encode_comment("a\nb", block=False) == b": a\n: b\n"
+    assert encode_retry(250, block=False) == b"retry: 250\n"
+    assert encode_id("3-9", block=False) == b"id: 3-9\n"
+    assert encode_id("3-9") == b"id: 3-9\n\n"
+    parser = Parser()
+    stream = encode_retry(250, block=False) + encode_id("3-9", block=False) + encode_comment(block=False)
+    assert b"\n\n" not in stream
+    assert parser.feed(stream) == [] and parser.retry == 250  # retry applies at once
+    # the first event completes the block; its own id replaces the opening one
+    events = parser.feed(encode(Event("x", id="3-10")))
+    assert [(e.data, e.id) for e in events] == [("x", "3-10")] and parser.last_event_id == "3-10"

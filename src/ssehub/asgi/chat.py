@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..errors import MalformedBody, Unavailable
-from ..relay import ChatRequest, Relay, parse_chat_request
+from ..relay import ChatRequest, Relay, generation_topic, parse_chat_request
 from ..relay.generation import TERMINAL
 from .bodies import read_body
 from .hosts import hosts_of
@@ -109,7 +109,7 @@ class ChatStream:
                 await Response(status_code=204)(scope, receive, send)
                 return
             addr = admit_stream(state, scope)
-            sub = state.hub.subscribe(f"chat/{gid}", last_event_id=after)
+            sub = state.hub.subscribe(generation_topic(gid), last_event_id=after)
         else:
             _require_token(state, scope)
             # it starts a paid call: the request must prove it is not another site's page (a

@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import Forbidden, InvalidTopic, SSEHubError
+from ..errors import BadRequest, Forbidden, InvalidTopic, SSEHubError
+from ..relay import GENERATION_PREFIX
 from .auth import Auth
 from .bodies import in_item, parse_publications, read_body
 from .hosts import hosts_of
@@ -28,11 +29,24 @@ __all__ = ["PRIVATE_PREFIX", "hub_routes"]
 BATCH_SLICE = 256
 
 #: topics under this prefix are LLM generations: never listed by GET /topics
-PRIVATE_PREFIX = "chat/"
+PRIVATE_PREFIX = GENERATION_PREFIX
+
+
+def _flag(query: QueryParams, name: str) -> bool:
+    """A boolean query parameter: absent, ``0``/``false`` or ``1``/``true``; else a 400."""
+    value = query.get(name)
+    if value is None or value in ("0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise BadRequest(f"{name} must be 1 or 0 (true or false)")
 
 
 class Subscribe:
-    """GET /subscribe?topic=T[&topic=…][&last_event_id=ID] → text/event-stream.
+    """GET /subscribe?topic=T[&topic=…][&last_event_id=ID][&topic_field=1] → text/event-stream.
+
+    ``topic_field=1``: each event carries a ``topic: <name>`` line for each of the requested
+    topics it was published to (``Subscription.label_topics``); SSE parsers ignore the field.
 
     Not a coroutine function: it checks the request and subscribes synchronously, raising
     any SSEHubError at once, and returns the stream coroutine itself. The connection's task
@@ -51,11 +65,14 @@ class Subscribe:
         topics = query.getlist("topic")
         if not topics:
             raise InvalidTopic("at least one topic parameter is required")
+        label = _flag(query, "topic_field")
         # auth (asgi/auth.py): 401/403 before subscribing; the stream ends when the token expires
         expires = state.auth.check_subscribe(scope, topics) if state.auth is not None else None
         resume = resume_id(scope, query, settings.max_last_event_id)
         addr = admit_stream(state, scope)
         sub = state.hub.subscribe(topics, last_event_id=resume)
+        if label:
+            sub.label_topics()
         state.opened(addr)
         return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr),
                                    stats=state.stats, expires=expires)

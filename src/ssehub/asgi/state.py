@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.types import Scope
 
@@ -23,6 +22,7 @@ from ..errors import (
     Unavailable,
     UpstreamError,
 )
+from ..relay import Relay
 from .auth import Auth
 from .signals import SignalChain
 
@@ -84,7 +84,7 @@ class HubState:
     """What the routes share. Starts the hub (and relay) on first use when no lifespan ran,
     as happens when the app is mounted inside another Starlette/FastAPI app."""
 
-    def __init__(self, settings: Settings, hub: Hub, relay: Any = None) -> None:
+    def __init__(self, settings: Settings, hub: Hub, relay: Relay | None = None) -> None:
         self.settings = settings
         self.hub = hub
         self.relay = relay

@@ -26,7 +26,8 @@ from ..errors import BrokerUnavailable
 from ..wire import encode_comment, encode_id, encode_retry
 from .state import EdgeStats
 
-__all__ = ["SSE_HEADERS", "DisconnectWatch", "Transform", "stream_subscription", "watch_disconnect"]
+__all__ = ["SSE_HEADERS", "START_HEADER", "DisconnectWatch", "Transform", "stream_subscription",
+           "watch_disconnect"]
 
 log = logging.getLogger("ssehub")
 
@@ -35,7 +36,12 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-HEARTBEAT = encode_comment()
+#: the position a stream opened without a resume id starts after (also its opening ``id:`` line)
+START_HEADER = b"ssehub-start-id"
+# A blank line on a hub stream always ends an event with data: the heartbeat, the opening
+# and the closing retry hints are lines without one (see ``wire._encode``), so that no
+# client — httpx-sse, the OpenAI SDK, fetch-event-source — reads them as empty events.
+HEARTBEAT = encode_comment(block=False)
 
 #: rewrites a chunk of encoded frames; returns (bytes to send, whether the response ends there)
 Transform = Callable[[bytes], tuple[bytes, bool]]
@@ -237,10 +243,16 @@ async def stream_subscription(
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": body})
             return
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        opening = encode_retry(settings.retry)
+        headers = SSE_HEADERS
+        # The opening: the retry hint and, without a resume id, the position the stream starts
+        # after, as field lines of a block that the first event completes (its own id then
+        # replaces this one). Clients that keep an id as soon as its line arrives
+        # (fetch-event-source) resume from there; ssehub's own clients read the header.
+        opening = encode_retry(settings.retry, block=False)
         if sub.start_id is not None:
-            opening += encode_id(sub.start_id)
+            opening += encode_id(sub.start_id, block=False)
+            headers = [*SSE_HEADERS, (START_HEADER, sub.start_id.encode("ascii"))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         opening += first
         stats.writes += 1
         stats.bytes += len(opening)
@@ -271,7 +283,7 @@ async def stream_subscription(
         # Hub shutting down (or slow consumer cut off): tell the client when to come back,
         # with jitter so thousands of clients do not reconnect in the same millisecond.
         base = settings.shutdown_retry
-        hint = encode_retry(base + random.randint(0, base))
+        hint = encode_retry(base + random.randint(0, base), block=False)
         await guard.send(send, {"type": "http.response.body", "body": hint, "more_body": False}, True)
     except asyncio.CancelledError:
         expired = expiry is not None and expiry.fired
@@ -280,7 +292,8 @@ async def stream_subscription(
         task.uncancel()
         if expired and not (watch.gone or guard.cut):
             # the token expired: come back (with a fresh token) after the usual hint
-            end = {"type": "http.response.body", "body": encode_retry(settings.retry), "more_body": False}
+            end = {"type": "http.response.body", "body": encode_retry(settings.retry, block=False),
+                   "more_body": False}
             with contextlib.suppress(TimeoutError, OSError):
                 await asyncio.wait_for(send(end), SHUTDOWN_GRACE)
         if guard.cut:

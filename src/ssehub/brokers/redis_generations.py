@@ -133,13 +133,13 @@ class RedisGenerations:
             pipe.set(self._key("lease", gid), self.process, px=self.lease_ms)
         await self._call(pipe.execute())
 
-    async def finish(self, gid: str, terminal_id: str | None, ttl: float) -> None:
+    async def finish(self, gid: str, terminal_id: str | None, ttl: float, *, topic: str) -> None:
         key = self._key("gen", gid)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping={"state": "finished", "terminal": terminal_id or ""})
         pipe.expire(key, max(1, int(ttl)))
         pipe.delete(self._key("lease", gid), self._key("readers", gid))
-        pipe.expire(self.topic_key("chat/" + gid), max(1, int(ttl)))  # the finished answer's history
+        pipe.expire(self.topic_key(topic), max(1, int(ttl)))  # the finished answer's history
         await self._call(pipe.execute())
 
     # -- any process ----------------------------------------------------------------

@@ -8,6 +8,12 @@ Continuity is checked where it can break: when the subscription opens with a res
 and whenever a cursor is found below its log's oldest retained entry (the subscriber fell
 behind). Either way the subscriber first gets ``event: gap`` for that topic and then continues
 from the oldest retained event — never a silent loss.
+
+``label_topics()`` (``GET /subscribe?…&topic_field=1``) makes each event carry a ``topic:``
+line per topic of this subscription it was published to. ``topic`` is not a WHATWG field:
+EventSource and other SSE parsers ignore it; ssehub's console reads it. The log's frames stay
+the same bytes for every subscriber: the line is a separate piece joined in front of the frame
+(field order within a block does not matter), only for the subscriptions that asked.
 """
 
 from __future__ import annotations
@@ -30,22 +36,24 @@ __all__ = ["GapReason", "SlowConsumer", "Subscription", "SubscriptionClosed"]
 
 
 class Subscription:
-    __slots__ = ("_buffer", "_closed", "_cursors", "_epoch", "_hub", "_last_ids", "_pending",
+    __slots__ = ("_buffer", "_closed", "_cursors", "_epoch", "_hub", "_labels", "_last_ids", "_pending",
                  "_resume", "_single", "_tick", "_topics", "start_id")
 
     def __init__(self, hub: Hub, topics: list[Topic], last_event_id: str | None) -> None:
         self._hub = hub
         self._topics = topics
         self._single = False  # until started
-        self._pending: list[Event] = []  # gap events to send before anything else
+        self._pending: list[tuple[int, Event]] = []  # (topic index, gap) to send before anything
+        self._labels: list[bytes] | None = None  # per topic, its ``topic:`` line (label_topics)
         #: per topic, what was delivered last: the resume id given, or the seq of an event
         self._last_ids: list[str | int | None] = [last_event_id] * len(topics)
         self._resume = last_event_id
         self._epoch = hub.epoch  # the epoch of the seqs in _last_ids
         self._cursors: list[int] = []
-        #: the position this subscription starts after, when it had none to resume from: sent
-        #: as an id-only block first, so a client that drops before its first event resumes
-        #: from here instead of from whatever is newest when it comes back
+        #: the position this subscription starts after, when it had none to resume from: the
+        #: stream sends it first (``SSEHub-Start-Id`` header and an opening ``id:`` line), so a
+        #: client that drops before its first event resumes from here instead of from
+        #: whatever is newest when it comes back
         self.start_id: str | None = None
         self._closed = False
         self._tick = hub.tick_count
@@ -73,7 +81,13 @@ class Subscription:
     def _begin(self) -> None:
         self._epoch = self._hub.epoch
         self._cursors = self._start(self._resume)
-        self._single = len(self._topics) == 1
+        self._single = len(self._topics) == 1 and self._labels is None
+
+    def label_topics(self) -> None:
+        """Send a ``topic: <name>`` line with each event, for each of this subscription's
+        topics it was published to (and with each gap, its topic)."""
+        self._labels = [f"topic: {t.name}\n".encode() for t in self._topics]
+        self._single = False  # the one-topic fast path sends the log's frames alone
 
     def _start(self, last_event_id: str | None) -> list[int]:
         logs = [t.log for t in self._topics]
@@ -99,13 +113,19 @@ class Subscription:
             if reason is None and pos is not None and log.evicted_seq <= pos.seq:
                 cursors.append(log.index_after(pos.seq))
             else:
-                self._gap(topic.name, last_event_id, reason or GapReason.EVICTED)
+                self._gap(len(cursors), last_event_id, reason or GapReason.EVICTED)
                 cursors.append(log.first)
         return cursors
 
-    def _gap(self, topic: str, last_event_id: str | None, reason: str) -> None:
-        self._pending.append(gap_event(topic, last_event_id, reason))
+    def _gap(self, i: int, last_event_id: str | None, reason: str) -> None:
+        self._pending.append((i, gap_event(self._topics[i].name, last_event_id, reason)))
         self._hub.stats["gaps_" + reason] += 1
+
+    def _take_pending(self) -> list[bytes]:
+        labels = self._labels
+        out = [encode(e) if labels is None else labels[i] + encode(e) for i, e in self._pending]
+        self._pending.clear()
+        return out
 
     # -- taking what is new ---------------------------------------------------------
     def fell_behind(self) -> bool:
@@ -120,7 +140,7 @@ class Subscription:
         if isinstance(last, int):
             last = format_id(self._epoch, last)
         if self._cursors[i] < log.reset_index:  # the broker lost history: a new epoch
-            self._gap(topic.name, last, GapReason.RESET)
+            self._gap(i, last, GapReason.RESET)
             self._last_ids[i] = None
             if all(c >= t.log.reset_index or j == i
                    for j, (c, t) in enumerate(zip(self._cursors, self._topics, strict=True))):
@@ -130,7 +150,7 @@ class Subscription:
             self.close()
             self._hub.stats["slow_consumer_cuts"] += 1
             raise SlowConsumer(f"subscriber fell behind the retained history of {topic.name!r}")
-        self._gap(topic.name, last, GapReason.SLOW_CONSUMER)
+        self._gap(i, last, GapReason.SLOW_CONSUMER)
         return log.first
 
     def _take(self) -> list[bytes]:
@@ -146,8 +166,7 @@ class Subscription:
         if cur < log.first:
             cur = self._cursors[0] = self._behind(0)
         head = log.head
-        out = [encode(e) for e in self._pending]
-        self._pending.clear()
+        out = self._take_pending()
         if cur < head:
             base = log.base
             room = max(1, limit - sum(len(f) for f in out))  # gap notices count in the chunk too
@@ -167,18 +186,25 @@ class Subscription:
             if cur < head:
                 base = log.base
                 # whole runs: the byte limit is applied across the merge, in seq order
-                runs.append([(log.seqs[k], k, i) for k in range(cur - base, head - base)])
-        out = [encode(e) for e in self._pending]
-        self._pending.clear()
+                # (an event in several of our topics: its entries come in our topics' order)
+                runs.append([(log.seqs[k], i, k) for k in range(cur - base, head - base)])
+        out = self._take_pending()
         if not runs:
             return out
+        labels = self._labels
         size, last_seq, taken = sum(len(f) for f in out), -1, 0  # gap notices count too
-        for seq, k, i in merge(*runs):
+        for seq, i, k in merge(*runs):
             if seq == last_seq:  # one event published to several of our topics: send it once
+                if labels is not None:  # naming each of them (before the frame just added)
+                    out.insert(len(out) - 1, labels[i])
+                    size += len(labels[i])
                 continue
             if taken and size >= limit:
                 break
             frame = self._topics[i].log.frames[k]
+            if labels is not None:
+                out.append(labels[i])
+                size += len(labels[i])
             out.append(frame)
             size += len(frame)
             last_seq, taken = seq, taken + 1

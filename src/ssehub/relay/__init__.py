@@ -11,15 +11,18 @@
 from __future__ import annotations
 
 from .generation import Generation
-from .manager import RateLimiter, Relay
+from .hub_port import GENERATION_PREFIX, RelayHub, generation_topic
+from .manager import Relay
 from .mapping import ChunkMapper, Out, ThinkSplitter, error_from_response
 from .providers import DEMO_MODEL, DEMO_PROVIDER, Provider, Providers
+from .ratelimit import RateLimiter
 from .request import ChatRequest, parse_chat_request
 from .upstream import Upstream
 
 __all__ = [
     "DEMO_MODEL",
     "DEMO_PROVIDER",
+    "GENERATION_PREFIX",
     "ChatRequest",
     "ChunkMapper",
     "Generation",
@@ -28,8 +31,10 @@ __all__ = [
     "Providers",
     "RateLimiter",
     "Relay",
+    "RelayHub",
     "ThinkSplitter",
     "Upstream",
     "error_from_response",
+    "generation_topic",
     "parse_chat_request",
 ]

@@ -46,8 +46,9 @@ class Coordination(Protocol):
         """Renew the leases of the generations running here (and this process's liveness)."""
         ...
 
-    async def finish(self, gid: str, terminal_id: str | None, ttl: float) -> None:
-        """Record the end of a generation run here; forget it after ``ttl`` seconds."""
+    async def finish(self, gid: str, terminal_id: str | None, ttl: float, *, topic: str) -> None:
+        """Record the end of a generation run here; forget it (and the history of its
+        ``topic``) after ``ttl`` seconds."""
         ...
 
     async def status(self, gid: str) -> Status | None:
@@ -89,7 +90,7 @@ class LocalCoordination:
     async def refresh(self, gids: list[str]) -> None:
         return None
 
-    async def finish(self, gid: str, terminal_id: str | None, ttl: float) -> None:
+    async def finish(self, gid: str, terminal_id: str | None, ttl: float, *, topic: str) -> None:
         return None
 
     async def status(self, gid: str) -> Status | None:

@@ -1,4 +1,5 @@
-"""One generation: a task that calls the upstream and publishes into hub topic ``chat/<G>``.
+"""One generation: a task that calls the upstream and publishes into hub topic ``chat/<G>``
+(``hub_port.generation_topic``).
 
 Order in the topic: ``start``; ``reasoning``/``content``…; ``usage`` if any; exactly one
 terminal ``done`` or ``error``. Cancelling the task (stop, grace expiry, shutdown) leaves the
@@ -18,19 +19,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import SSEHubError
+from .hub_port import RelayHub, generation_topic
 from .mapping import Out, merge_texts
 from .providers import Provider
 from .request import ChatRequest
 from .upstream import Upstream
 
-__all__ = ["TERMINAL", "Generation", "new_id", "publish_json"]
+__all__ = ["TERMINAL", "Generation", "Timer", "new_id", "publish_json"]
 
 log = logging.getLogger("ssehub.relay")
 TERMINAL = ("done", "error")
 TEXT = ("reasoning", "content")
+
+
+class Timer(Protocol):
+    """A pending call (``asyncio.TimerHandle``, or a test's manual timer)."""
+
+    def cancel(self) -> None: ...
 
 
 def new_id() -> str:
@@ -48,7 +56,7 @@ def to_json(data: dict[str, Any]) -> str:
     return _ENCODER.encode(data)
 
 
-async def publish_json(hub: Any, topic: str, event: str, data: dict[str, Any]) -> str:
+async def publish_json(hub: RelayHub, topic: str, event: str, data: dict[str, Any]) -> str:
     ident: str = await hub.publish(topic, to_json(data), event=event)
     return ident
 
@@ -71,12 +79,12 @@ class Generation:
     error_status: int | None = None  # the upstream HTTP status of an ``error`` end, if any
     error_message: str | None = None  # its (scrubbed) message, for the log
     task: asyncio.Task[None] | None = field(default=None, repr=False)
-    grace: asyncio.TimerHandle | None = field(default=None, repr=False)
+    grace: Timer | None = field(default=None, repr=False)
     entered: bool = field(default=False, repr=False)  # the task body has begun
 
     @property
     def topic(self) -> str:
-        return f"chat/{self.id}"
+        return generation_topic(self.id)
 
     @property
     def short(self) -> str:
@@ -101,7 +109,7 @@ class Generation:
 
     async def run(
         self,
-        hub: Any,
+        hub: RelayHub,
         upstream: Upstream,
         *,
         base_url: str | None,
@@ -145,7 +153,8 @@ class Generation:
             if self.state not in ("finished", "ending"):
                 self._mark(None, "error", on_finished)
 
-    async def _relay(self, hub: Any, batch: list[Out], on_finished: Callable[[Generation], None]) -> None:
+    async def _relay(self, hub: RelayHub, batch: list[Out],
+                     on_finished: Callable[[Generation], None]) -> None:
         texts = sum(1 for out in batch if out.event in TEXT)
         if texts:
             self.tokens += texts
@@ -157,7 +166,7 @@ class Generation:
                 return
             await publish_json(hub, self.topic, out.event, out.data)
 
-    async def _finish(self, hub: Any, out: Out, on_finished: Callable[[Generation], None]) -> None:
+    async def _finish(self, hub: RelayHub, out: Out, on_finished: Callable[[Generation], None]) -> None:
         self.state = "ending"
         if out.event == "done":
             self.finish_reason = out.data.get("finish_reason")

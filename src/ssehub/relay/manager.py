@@ -37,51 +37,26 @@ import httpx
 from ..config import Settings
 from ..errors import CapacityExceeded, NotFound, RateLimited
 from .coordination import Coordination, LocalCoordination, Status
-from .generation import Generation, new_id, publish_json
+from .generation import Generation, Timer, new_id, publish_json
+from .hub_port import GENERATION_PREFIX, RelayHub, generation_topic
 from .providers import Providers
+from .ratelimit import RateLimiter
 from .request import ChatRequest
 from .upstream import Upstream
 
-__all__ = ["TTFT_BUCKETS", "RateLimiter", "Relay"]
+__all__ = ["TTFT_BUCKETS", "CallLater", "RateLimiter", "Relay"]
 
 log = logging.getLogger("ssehub.relay")
 FINISHED_MEMORY = 10_000  # recently finished generations remembered (id → terminal event id)
 STOP_WAIT = 5.0
-PREFIX = "chat/"  # generation topics: the relay owns this prefix
 LOST = {"message": "generation lost: the process running it stopped", "status": None}
 #: upper bounds (seconds) of the time-to-first-token histogram buckets (+Inf is implied)
 TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
-class RateLimiter:
-    """Token bucket per key: ``rate`` per minute, bursts up to ``rate``."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
-        self.capacity = float(per_minute)
-        self.refill = per_minute / 60.0
-        self.clock = clock
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        if self.capacity <= 0:
-            return True
-        now = self.clock()
-        tokens, last = self._buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.refill)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return False
-        self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > self.max_keys:
-            self._prune(now)
-        return True
-
-    def _prune(self, now: float) -> None:
-        cap, rate = self.capacity, self.refill
-        full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * rate >= cap]
-        for k in full:
-            del self._buckets[k]
+#: schedules ``callback(gen)`` after ``delay`` seconds: the running loop's ``call_later`` by
+#: default; tests pass a manual timer and drive time themselves
+CallLater = Callable[[float, Callable[[Generation], None], Generation], Timer]
 
 
 class Relay:
@@ -89,15 +64,17 @@ class Relay:
 
     def __init__(
         self,
-        hub: Any,
+        hub: RelayHub,
         settings: Settings | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         coordination: Coordination | None = None,
+        call_later: CallLater | None = None,
     ) -> None:
         self.hub = hub
+        self._call_later = call_later  # the grace timers'; None: the running loop's
         self.coord: Coordination = coordination or LocalCoordination()
         #: generations running elsewhere that have readers here: gid → local reader count
         self._followed: dict[str, int] = {}
@@ -265,7 +242,8 @@ class Relay:
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
         if self.coord.shared:
-            self._spawn(self.coord.finish(gen.id, gen.terminal_id, self.settings.generation_ttl))
+            self._spawn(self.coord.finish(gen.id, gen.terminal_id, self.settings.generation_ttl,
+                                         topic=gen.topic))
         s = self.stats
         s[gen.outcome or "error"] += 1
         s["tokens"] += gen.tokens
@@ -284,9 +262,9 @@ class Relay:
 
     # -- presence and grace ---------------------------------------------------------
     def _on_presence(self, topic: str, count: int) -> None:
-        if not topic.startswith(PREFIX):
+        if not topic.startswith(GENERATION_PREFIX):
             return
-        gid = topic[len(PREFIX):]
+        gid = topic[len(GENERATION_PREFIX):]
         gen = self._running.get(gid)
         if gen is None:
             if self.coord.shared and gid not in self._finished:
@@ -302,8 +280,8 @@ class Relay:
             self._arm(gen)
 
     def _arm(self, gen: Generation) -> None:
-        loop = asyncio.get_running_loop()
-        gen.grace = loop.call_later(self.settings.chat_grace, self._expire, gen)
+        call_later = self._call_later or asyncio.get_running_loop().call_later
+        gen.grace = call_later(self.settings.chat_grace, self._expire, gen)
 
     def _expire(self, gen: Generation) -> None:
         gen.grace = None
@@ -364,13 +342,13 @@ class Relay:
         """Publish the one terminal event of a generation whose process died, unless its end
         is already in the topic (it died between publishing it and recording it)."""
         log.warning("generation %s… lost: its process stopped refreshing its lease", gid[:6])
-        log_ = self.hub.topic(PREFIX + gid).log
+        log_ = self.hub.topic(generation_topic(gid)).log
         last = log_.frames[-1] if len(log_) else b""
         if b"\nevent: done\n" in last or b"\nevent: error\n" in last:
             terminal: str | None = None
         else:
-            terminal = await publish_json(self.hub, PREFIX + gid, "error", LOST)
-        await self.coord.finish(gid, terminal, self.settings.generation_ttl)
+            terminal = await publish_json(self.hub, generation_topic(gid), "error", LOST)
+        await self.coord.finish(gid, terminal, self.settings.generation_ttl, topic=generation_topic(gid))
 
     async def _keep(self) -> None:
         """Refresh the leases of generations running here; find the lost ones followed here."""

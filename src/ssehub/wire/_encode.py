@@ -35,24 +35,31 @@ def encode(event: Event) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
-def encode_comment(text: str = "") -> bytes:
+# ``block=False`` leaves out the blank line that ends a block. A blank line after any field
+# is an event to many clients that are not WHATWG parsers (httpx-sse and the OpenAI SDK
+# dispatch every blank line after an ``id``/``retry`` field; @microsoft/fetch-event-source
+# every blank line at all), so the hub's streams send a blank line only to end an event with
+# data, and send their comments, retry hints and starting id as lines without one.
+
+
+def encode_comment(text: str = "", *, block: bool = True) -> bytes:
     """A comment (``:`` line); ignored by every client, used for heartbeats."""
+    end = b"\n" if block else b""
     if not text:
-        return b":\n\n"
-    return "".join(f": {line}\n" for line in _LINES.split(text)).encode("utf-8") + b"\n"
+        return b":\n" + end
+    return "".join(f": {line}\n" for line in _LINES.split(text)).encode("utf-8") + end
 
 
-def encode_retry(ms: int) -> bytes:
-    """A frame that only sets the client's reconnection time."""
+def encode_retry(ms: int, *, block: bool = True) -> bytes:
+    """A ``retry`` field alone: it sets the client's reconnection time (WHATWG: when the line
+    is parsed, not when a block ends)."""
     if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
         raise InvalidField("retry must be a non-negative integer")
-    return f"retry: {ms}\n\n".encode("ascii")
+    return f"retry: {ms}\n".encode("ascii") + (b"\n" if block else b"")
 
 
-
-
-def encode_id(ident: str) -> bytes:
-    """An id-only block: it sets the client's last event id without dispatching an event
-    (WHATWG: the id field sets the buffer; a blank line with an empty data buffer dispatches
-    nothing), so a reconnect resumes from there."""
-    return f"id: {check_field('id', ident)}\n\n".encode()
+def encode_id(ident: str, *, block: bool = True) -> bytes:
+    """An ``id`` field alone. As a block (the default) it sets a WHATWG client's last event
+    id without dispatching an event (the id field sets the buffer; a blank line with an empty
+    data buffer dispatches nothing) — but it is an empty event to the clients named above."""
+    return f"id: {check_field('id', ident)}\n".encode() + (b"\n" if block else b"")

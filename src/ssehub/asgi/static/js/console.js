@@ -88,6 +88,8 @@ function subscribe(topics, resumeId) {
   const url = new URL("subscribe", document.baseURI);
   for (const t of topics) url.searchParams.append("topic", t);
   if (resumeId) url.searchParams.set("last_event_id", resumeId);
+  // each event then names the topic(s) it came from (`topic:` lines, ignored by EventSource)
+  if (topics.length > 1) url.searchParams.set("topic_field", "1");
   const key = `s${nextSub++}`;
   const label = topics.join(", ");
   const node = el("li", "sub");
@@ -215,7 +217,8 @@ function addEvent(e, topics) {
 function insertRow({ e, topics, at }) {
   const tr = el("tr", "fresh");
   const isGap = e.type === "gap";
-  let topicText = topics.join(", ");
+  // the event's own topic(s), when the stream names them; a one-topic subscription's topic
+  let topicText = (e.topics?.length ? e.topics : topics).join(", ");
   let dataText = e.data;
   if (isGap) {
     tr.classList.add("gap");

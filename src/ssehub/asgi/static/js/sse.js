@@ -10,8 +10,15 @@
 //
 // The last event ID is the WHATWG one: any `id:` field sets the buffer (an id with NUL is
 // ignored), and every blank line makes the buffer the stream's last event ID, whether or
-// not an event is dispatched. So the id-only block that opens every hub stream without a
-// resume id (`retry: 2000\nid: X\n\n`) is kept, and a reconnect resumes from X.
+// not an event is dispatched. A hub stream opened without a resume id starts with
+// `retry: 2000\nid: X\n` and no blank line (a blank line there is an empty event to
+// httpx-sse, the OpenAI SDK and fetch-event-source): the position X comes in the
+// `SSEHub-Start-Id` response header too, and a reconnect before the first event resumes
+// from it.
+//
+// `topic:` fields (sent when the subscription asks with `topic_field=1`) are not WHATWG
+// fields, so EventSource ignores them; this parser hands them over as `topics`: the topics
+// of the subscription that the event was published to.
 
 export class SSEParser {
   constructor({ onEvent = () => {}, onComment = () => {}, onRetry = () => {} } = {}) {
@@ -23,6 +30,7 @@ export class SSEParser {
     this.data = "";
     this.hasData = false;
     this.type = "";
+    this.topics = []; // `topic:` fields of the current block (ssehub's own)
     this.idBuffer = ""; // the last event ID buffer: set by id fields
     this.lastEventId = ""; // the stream's last event ID: the buffer at each blank line
   }
@@ -59,14 +67,16 @@ export class SSEParser {
     if (line === "") {
       // "Set the last event ID string of the event source to the value of the last event
       // ID buffer" happens before the empty-data check: an id-only block counts.
+      // (ssehub sends none — the opening position comes in a header — but other servers do.)
       this.lastEventId = this.idBuffer;
       if (this.hasData) {
         const data = this.data.endsWith("\n") ? this.data.slice(0, -1) : this.data;
-        this.onEvent({ type: this.type || "message", data, id: this.lastEventId });
+        this.onEvent({ type: this.type || "message", data, id: this.lastEventId, topics: this.topics });
       }
       this.data = "";
       this.hasData = false;
       this.type = "";
+      this.topics = [];
       return;
     }
     if (line[0] === ":") {
@@ -83,6 +93,8 @@ export class SSEParser {
       this.hasData = true;
     } else if (field === "id") {
       if (!value.includes("\0")) this.idBuffer = value;
+    } else if (field === "topic") {
+      this.topics.push(value);
     } else if (field === "retry") {
       if (/^[0-9]+$/.test(value)) this.onRetry(Number(value));
     }
@@ -95,6 +107,7 @@ export class SSEParser {
     this.data = "";
     this.hasData = false;
     this.type = "";
+    this.topics = [];
     this.idBuffer = this.lastEventId;
   }
 }
@@ -148,6 +161,12 @@ export class FetchEventSource {
           else throw new Error(message);
         } else {
           this.failures = 0;
+          // a stream opened without a resume id says where it starts
+          const start = resp.headers.get("ssehub-start-id");
+          if (start && !this.lastEventId) {
+            this.lastEventId = start;
+            parser.resumeFrom(start);
+          }
           this.onState("open");
           const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
           for (;;) {

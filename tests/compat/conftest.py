@@ -1,0 +1,63 @@
+"""Compatibility suite: ssehub's streams read by the clients people really use.
+
+One real ``ssehub serve`` per module (tests/browser/support.Server: SSEHUB_* settings, a free
+port), with a short heartbeat so every test sees heartbeats, and a short retry so that
+EventSource reconnects quickly. The clients are the real packages: httpx-sse, sseclient-py,
+Chromium's EventSource (Playwright on /usr/bin/chromium), the OpenAI Python SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Server
+
+HEARTBEAT = 0.1  # seconds: several heartbeats pass in any test that waits a moment
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("serve") / "serve.log", retry=200, heartbeat=HEARTBEAT,
+                 history_size=5).start()
+    yield srv
+    srv.stop()
+
+
+def publish(server: Server, topic: str | list[str], data: str, event: str | None = None) -> str:
+    body: dict[str, Any] = {"topic": topic, "data": data}
+    if event is not None:
+        body["event"] = event
+    response = httpx.post(server.url + "/publish", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    ident: str = response.json()["id"]
+    return ident
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    errors: list[str] = []
+    pg = context.new_page()
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, errors

@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> S
             allow_credentials=settings.cors_credentials,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type", "Authorization", "Last-Event-ID"],
+            expose_headers=["SSEHub-Start-Id"],  # cross-origin fetch readers resume from it
             max_age=600,
         ))
     app = HubApp(

@@ -164,3 +164,58 @@ async def test_finished_generation_topics_expire_in_redis(
         await wait_until(expiring, timeout=BOUND, what="the finished generation to get its TTL")
     finally:
         await client.aclose()
+
+
+async def test_an_owner_that_stalls_past_its_lease_stops_without_a_second_end(
+        serve: Serve, hub_args: list[str], upstream: RawUpstream, http: httpx.AsyncClient,
+        sse_streams: list[SSEStream]) -> None:
+    """A GC pause or a frozen VM is not death: B declares the generation lost; when A wakes
+    up it must stop (closing the upstream call) and publish nothing more."""
+    lease = ["--generation-lease", "1"]
+    a, b = await asyncio.gather(serve(*hub_args, *lease), serve(*hub_args, *lease))
+    gid = await start_chat(http, a)
+    reader = await SSEStream.open(b.port, subscribe_target(f"chat/{gid}", last_event_id="earliest"))
+    sse_streams.append(reader)
+    await reader.read_until(lambda s: any(e.event == "content" for e in s.events), timeout=BOUND)
+    a.send_signal(signal.SIGSTOP)
+    try:
+        await read_to_terminal(reader)  # B's "generation lost"
+    finally:
+        a.send_signal(signal.SIGCONT)
+    await asyncio.wait_for(upstream.requests[0].disconnected.wait(), BOUND)  # A stopped the call
+    await asyncio.sleep(1.0)
+    ends = [e for e in reader.events if e.event in ("done", "error")]
+    assert [e.event for e in ends] == ["error"]
+    assert reader.events[-1].event == "error", [e.event for e in reader.events]
+
+
+async def slow_tokens(resp: RawResponse, request: UpstreamRequest) -> None:
+    """Twenty tokens over about four seconds, then a normal end."""
+    await resp.start()
+    for i in range(20):
+        await resp.chunk(sse(delta(content=f"t{i} ")))
+        await asyncio.sleep(0.2)
+    await resp.chunk(sse(delta(finish="stop"), "[DONE]"))
+
+
+async def test_a_redis_blip_does_not_end_a_generation(
+        serve: Serve, redis_server: RedisServer, http: httpx.AsyncClient,  # noqa: F811
+        sse_streams: list[SSEStream]) -> None:
+    async with RawUpstream(slow_tokens) as up:
+        args = ["--broker", redis_server.url, "--namespace", "blip-" + uuid.uuid4().hex[:8],
+                "--llm-base-url", up.base_url, "--llm-model", "m", "--llm-api-key", "k"]
+        a = await serve(*args)
+        gid = await start_chat(http, a)
+        reader = await SSEStream.open(a.port, subscribe_target(f"chat/{gid}", last_event_id="earliest"))
+        sse_streams.append(reader)
+        await reader.read_until(lambda s: sum(e.event == "content" for e in s.events) >= 3, timeout=BOUND)
+        assert redis_server.proc is not None
+        redis_server.proc.send_signal(signal.SIGSTOP)  # Redis answers nothing for 2 s
+        await asyncio.sleep(2.0)
+        redis_server.proc.send_signal(signal.SIGCONT)
+        await read_to_terminal(reader)
+        ends = [e for e in reader.events if e.event in ("done", "error")]
+        assert len(ends) == 1 and ends[0].event == "done", [(e.event, e.data) for e in ends]
+        assert json.loads(ends[0].data) == {"finish_reason": "stop"}
+        text = "".join(json.loads(e.data)["text"] for e in reader.events if e.event == "content")
+        assert text == "".join(f"t{i} " for i in range(20))  # every token, once, in order

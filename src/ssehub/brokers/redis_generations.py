@@ -32,6 +32,20 @@ log = logging.getLogger("ssehub.relay")
 CTL_MAXLEN = 10_000
 BLOCK_MS = 1000
 
+#: renew the owner's lease only while the record still says it runs here (else 0: another
+#: process declared it lost while this one stalled; a record that vanished is written again)
+_RENEW = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local state = redis.call('HGET', KEYS[1], 'state')
+if not owner then
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'state', 'running')
+elseif owner ~= ARGV[1] or state ~= 'running' then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 _CLAIM_LOST = """
 if redis.call('HGET', KEYS[1], 'state') == 'running' and redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('HSET', KEYS[1], 'state', 'lost')
@@ -63,6 +77,7 @@ class RedisGenerations:
         self._on_stop: Callable[[str], None] = lambda gid: None
         self._on_readers: Callable[[str], None] = lambda gid: None
         self._claim_lost = client.register_script(_CLAIM_LOST)
+        self._renew = client.register_script(_RENEW)
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.ns}:{kind}:{name}"
@@ -126,12 +141,18 @@ class RedisGenerations:
         pipe.set(self._key("lease", gid), self.process, px=self.lease_ms)
         await self._call(pipe.execute())
 
-    async def refresh(self, gids: list[str]) -> None:
+    async def refresh(self, gids: list[str]) -> list[str]:
+        """Renew this process's liveness and the leases of ``gids``; return those of them
+        that another process declared lost (their owner here must stop, silently)."""
+        await self._call(self.redis.set(self._key("proc", self.process), "1", px=self.lease_ms))
+        if not gids:
+            return []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self._key("proc", self.process), "1", px=self.lease_ms)
         for gid in gids:
-            pipe.set(self._key("lease", gid), self.process, px=self.lease_ms)
-        await self._call(pipe.execute())
+            await self._renew(keys=[self._key("gen", gid), self._key("lease", gid)],
+                              args=[self.process, self.lease_ms], client=pipe)
+        kept = await self._call(pipe.execute())
+        return [gid for gid, ok in zip(gids, kept, strict=True) if not ok]
 
     async def finish(self, gid: str, terminal_id: str | None, ttl: float, *, topic: str) -> None:
         key = self._key("gen", gid)

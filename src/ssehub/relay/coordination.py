@@ -42,8 +42,9 @@ class Coordination(Protocol):
         """Record ``gid`` as running here (owner), with a lease."""
         ...
 
-    async def refresh(self, gids: list[str]) -> None:
-        """Renew the leases of the generations running here (and this process's liveness)."""
+    async def refresh(self, gids: list[str]) -> list[str]:
+        """Renew the leases of the generations running here (and this process's liveness);
+        return those another process declared lost meanwhile (stop them without an end)."""
         ...
 
     async def finish(self, gid: str, terminal_id: str | None, ttl: float, *, topic: str) -> None:
@@ -87,8 +88,8 @@ class LocalCoordination:
     async def claim(self, gid: str) -> None:
         return None
 
-    async def refresh(self, gids: list[str]) -> None:
-        return None
+    async def refresh(self, gids: list[str]) -> list[str]:
+        return []
 
     async def finish(self, gid: str, terminal_id: str | None, ttl: float, *, topic: str) -> None:
         return None

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any, Protocol
 
-from ..errors import SSEHubError
+from ..errors import BrokerUnavailable, SSEHubError
+from ..wire import Event, encode
 from .hub_port import RelayHub, generation_topic
 from .mapping import Out, merge_texts
 from .providers import Provider
@@ -81,6 +82,10 @@ class Generation:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     grace: Timer | None = field(default=None, repr=False)
     entered: bool = field(default=False, repr=False)  # the task body has begun
+    #: seconds a publish keeps retrying while the broker is unreachable (a Redis blip must not
+    #: end a generation); 0 = no retry
+    publish_patience: float = field(default=0.0, repr=False)
+    _last_sent: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def topic(self) -> str:
@@ -107,6 +112,44 @@ class Generation:
         # publish an end); run() sees cancel_reason right after publishing ``start`` instead.
         return True
 
+    async def _publish(self, hub: RelayHub, event: str, data: dict[str, Any]) -> str:
+        """Publish into the generation's topic, riding out a short broker outage.
+
+        A publish that timed out may still have been stored (Redis ran it late): before
+        trying again, once the broker answers, the topic's newest event is compared with this
+        one, so a retry never publishes a token twice. (Only an event identical to the one
+        before it cannot be told apart: then it is published again, a duplicate rather than
+        a loss.)
+        """
+        text = to_json(data)
+        deadline = time.monotonic() + self.publish_patience
+        delay = 0.05
+        while True:
+            try:
+                ident = await hub.publish(self.topic, text, event=event)
+            except BrokerUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                landed = await self._landed(hub, event, text)
+                if landed is None:
+                    continue
+                ident = landed
+            self._last_sent = (event, text)
+            return ident
+
+    async def _landed(self, hub: RelayHub, event: str, text: str) -> str | None:
+        """The id of this event if an attempt that timed out was stored after all."""
+        if (event, text) == self._last_sent or not await hub.healthy():
+            return None
+        await asyncio.sleep(0.2)  # the feed delivers what Redis ran late
+        log_ = hub.topic(self.topic).log
+        frame = log_.frames[-1] if len(log_) else b""
+        if not frame.startswith(b"id: ") or not frame.endswith(encode(Event(text, event))):
+            return None
+        return frame[4:frame.index(b"\n")].decode()
+
     async def run(
         self,
         hub: RelayHub,
@@ -119,8 +162,8 @@ class Generation:
         """The task body. Never raises; ends with exactly one terminal event published."""
         self.entered = True
         try:
-            await publish_json(hub, self.topic, "start",
-                               {"id": self.id, "model": self.model, "provider": self.provider.name})
+            await self._publish(hub, "start", {"id": self.id, "model": self.model,
+                                               "provider": self.provider.name})
             if self.cancel_reason is not None:
                 raise asyncio.CancelledError  # stopped before it began: end like any cancel
             stream = upstream.stream(self.provider, self.model, self.request.messages,
@@ -136,7 +179,11 @@ class Generation:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            if self.running:
+            if self.running and self.cancel_reason == "lost":
+                # another process declared it lost (its lease expired while this one was
+                # stalled) and published its end: stop without a second terminal event
+                self._mark(None, "cancelled", on_finished)
+            elif self.running:
                 self.cancel_reason = self.cancel_reason or "shutdown"
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._finish(hub, Out("done", {"finish_reason": "cancelled"}), on_finished)
@@ -164,7 +211,7 @@ class Generation:
             if out.event in TERMINAL:
                 await self._finish(hub, out, on_finished)
                 return
-            await publish_json(hub, self.topic, out.event, out.data)
+            await self._publish(hub, out.event, out.data)
 
     async def _finish(self, hub: RelayHub, out: Out, on_finished: Callable[[Generation], None]) -> None:
         self.state = "ending"
@@ -177,7 +224,7 @@ class Generation:
         async def publish_terminal() -> None:
             ident: str | None = None
             try:
-                ident = await publish_json(hub, self.topic, out.event, out.data)
+                ident = await self._publish(hub, out.event, out.data)
             except SSEHubError as exc:
                 log.warning("generation %s… cannot publish its end: %s", self.short, exc.message)
             finally:

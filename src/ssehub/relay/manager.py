@@ -37,11 +37,12 @@ import httpx
 from ..config import Settings
 from ..errors import CapacityExceeded, NotFound, RateLimited
 from .coordination import Coordination, LocalCoordination, Status
-from .generation import Generation, Timer, new_id, publish_json
-from .hub_port import GENERATION_PREFIX, RelayHub, generation_topic
+from .generation import Generation, Timer, new_id
+from .hub_port import GENERATION_PREFIX, RelayHub
 from .providers import Providers
 from .ratelimit import RateLimiter
 from .request import ChatRequest
+from .shared import SharedGenerations
 from .upstream import Upstream
 
 __all__ = ["TTFT_BUCKETS", "CallLater", "RateLimiter", "Relay"]
@@ -59,7 +60,7 @@ TTFT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 CallLater = Callable[[float, Callable[[Generation], None], Generation], Timer]
 
 
-class Relay:
+class Relay(SharedGenerations):
     """Generations of one app. ``async with Relay(hub, settings) as relay:``."""
 
     def __init__(
@@ -78,6 +79,8 @@ class Relay:
         self.coord: Coordination = coordination or LocalCoordination()
         #: generations running elsewhere that have readers here: gid → local reader count
         self._followed: dict[str, int] = {}
+        #: generations that ended without a terminal event in their topic (broker outage)
+        self._unended: dict[str, Generation] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
         self.settings = settings or Settings()
@@ -164,7 +167,8 @@ class Relay:
             base_url = demo_base_url or self.demo_base_url
             if not base_url:
                 raise CapacityExceeded("the demo provider is not reachable (no listening address known)")
-        gen = Generation(new_id(), provider, model, request, client)
+        gen = Generation(new_id(), provider, model, request, client,
+                         publish_patience=self.settings.generation_lease)
         if self.coord.shared:
             await self.coord.claim(gen.id)  # BrokerUnavailable (503) when the record cannot be written
         self._running[gen.id] = gen
@@ -241,9 +245,15 @@ class Relay:
         self._finished[gen.id] = gen.terminal_id
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
-        if self.coord.shared:
-            self._spawn(self.coord.finish(gen.id, gen.terminal_id, self.settings.generation_ttl,
-                                         topic=gen.topic))
+        if gen.cancel_reason == "lost":
+            pass  # another process ended it (its lease expired while this one stalled)
+        elif gen.terminal_id is None and not self._closed:
+            # no terminal event could be published (the broker stayed unreachable): keep
+            # trying, and keep its lease meanwhile, so its readers never wait forever
+            self._unended[gen.id] = gen
+            self._spawn(self._late_terminal(gen))
+        elif self.coord.shared:
+            self._spawn(self._record_end(gen.id, gen.terminal_id))
         s = self.stats
         s[gen.outcome or "error"] += 1
         s["tokens"] += gen.tokens
@@ -303,70 +313,3 @@ class Relay:
                 gen.cancel("grace")
 
         self._spawn(check_elsewhere())
-
-    # -- across processes -----------------------------------------------------------
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("relay coordination failed: %s", task.exception())
-
-    def _follow(self, gid: str, count: int) -> None:
-        """Readers here of a generation that runs elsewhere: report them to its owner."""
-        if count > 0:
-            self._followed[gid] = count
-        else:
-            self._followed.pop(gid, None)
-        self._spawn(self.coord.set_readers(gid, count))
-
-    def _remote_stop(self, gid: str) -> None:
-        gen = self._running.get(gid)
-        if gen is not None:
-            gen.cancel("stop")
-
-    def _remote_readers_changed(self, gid: str) -> None:
-        gen = self._running.get(gid)
-        if gen is None or not gen.running or self.hub.subscriber_count(gen.topic) > 0:
-            return
-        # the count elsewhere changed: the grace period starts again from now; at its end
-        # the owner cancels only if nobody anywhere reads
-        if gen.grace is not None:
-            gen.grace.cancel()
-        self._arm(gen)
-
-    async def _end_lost(self, gid: str) -> None:
-        """Publish the one terminal event of a generation whose process died, unless its end
-        is already in the topic (it died between publishing it and recording it)."""
-        log.warning("generation %s… lost: its process stopped refreshing its lease", gid[:6])
-        log_ = self.hub.topic(generation_topic(gid)).log
-        last = log_.frames[-1] if len(log_) else b""
-        if b"\nevent: done\n" in last or b"\nevent: error\n" in last:
-            terminal: str | None = None
-        else:
-            terminal = await publish_json(self.hub, generation_topic(gid), "error", LOST)
-        await self.coord.finish(gid, terminal, self.settings.generation_ttl, topic=generation_topic(gid))
-
-    async def _keep(self) -> None:
-        """Refresh the leases of generations running here; find the lost ones followed here."""
-        period = self.settings.generation_lease / 3
-        while True:
-            await asyncio.sleep(period)
-            try:
-                running = [g for g in self._running.values() if g.running]
-                await self.coord.refresh([g.id for g in running])
-                for gen in running:  # readers elsewhere that vanished without a word (died)
-                    if gen.grace is None and self.hub.subscriber_count(gen.topic) == 0 \
-                            and not await self.coord.remote_readers(gen.id) and gen.grace is None:
-                        self._arm(gen)
-                for gid in list(self._followed):
-                    if gid not in self._running and await self.coord.claim_lost(gid):
-                        self._followed.pop(gid, None)
-                        await self._end_lost(gid)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("relay coordination: %s", exc)

@@ -18,8 +18,8 @@ import pytest
 from ssehub.config import Settings
 from ssehub.server import build_server, is_loopback
 from ssehub.tokens import Verifier
+from tests.support.serve import SSEHUB, clean_env
 
-from ..e2e.helpers import SSEHUB, clean_env
 from .conftest import SECRET, KeyPair, make_token
 
 

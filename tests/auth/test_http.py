@@ -10,8 +10,8 @@ import httpx
 import jwt
 
 from ssehub.wire import Parser
+from tests.support.sse import SSEStream, subscribe_target
 
-from ..e2e.helpers import SSEStream, subscribe_target
 from .conftest import SECRET, KeyPair, forge_hs256, make_token
 
 INVALID = 'Bearer error="invalid_token"'
@@ -250,7 +250,7 @@ async def test_an_es256_hub_with_its_key_in_a_file(serve: Any, http: httpx.Async
 async def test_a_bad_key_stops_the_server_at_start(tmp_path: Any) -> None:
     import asyncio
 
-    from ..e2e.helpers import SSEHUB, clean_env
+    from tests.support.serve import SSEHUB, clean_env
 
     proc = await asyncio.create_subprocess_exec(
         SSEHUB, "serve", "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

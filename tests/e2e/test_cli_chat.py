@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from ssehub.asgi import create_app
 from ssehub.cli_llm import _Printer, _show, events_url, printable, run_chat
 from ssehub.config import Settings
-
-from .helpers import SSEHUB, ServeProcess, clean_env, start_uvicorn
+from tests.support.serve import SSEHUB, ServeProcess, clean_env
+from tests.support.uvicorn import start_uvicorn
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from starlette.routing import Route
 import ssehub.client
 from ssehub.client import ConnectError, RemoteProtocolError, Retrying
 from ssehub.errors import ClientError, SSEHubError
-
-from .helpers import SSEHUB, ServeProcess, Stopwatch, clean_env, free_port, wait_subscribers
+from tests.support.hub import Stopwatch, wait_subscribers
+from tests.support.serve import SSEHUB, ServeProcess, clean_env, free_port
+from tests.support.wait import wait_until
 
 
 async def run(*args: str, timeout: float = 30) -> tuple[int, str, str]:
@@ -68,10 +69,8 @@ async def test_client_gives_up_only_before_it_ever_connected(monkeypatch, hub_se
     try:
         await wait_subscribers(http, server.url, "t", 1)
         await server.stop()
-        for _ in range(500):
-            if any(r.failures >= 4 for r in seen) or task.done():
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: any(r.failures >= 4 for r in seen) or task.done(),
+                         what="four failed reconnects (or the end of the subscription)")
         assert not task.done(), task.exception()
         assert seen[0].reason == "stream ended" and seen[0].failures == 0
         assert max(r.failures for r in seen) >= 4 and all(r.connected for r in seen)

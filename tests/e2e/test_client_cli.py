@@ -14,8 +14,10 @@ import pytest
 import ssehub.client
 from ssehub.client import ClientError
 from ssehub.wire import Event
-
-from .helpers import SSEHUB, ServeProcess, clean_env, gap_info, wait_subscribers, wait_until
+from tests.support.hub import wait_subscribers
+from tests.support.serve import SSEHUB, ServeProcess, clean_env
+from tests.support.sse import gap_info
+from tests.support.wait import wait_until
 
 SHUTDOWN_RETRY = 300
 

@@ -8,7 +8,9 @@ import subprocess
 
 import httpx
 
-from .helpers import SSEHUB, InProcServer, ServeProcess, SSEStream, clean_env, subscribe_target
+from tests.support.serve import SSEHUB, ServeProcess, clean_env
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import InProcServer
 
 A = "https://a.example"
 B = "https://b.example"

@@ -7,7 +7,9 @@ import asyncio
 import signal
 import sys
 
-from .helpers import ServeProcess, SSEStream, subscribe_target, subscriber_count, wait_subscribers
+from tests.support.hub import subscriber_count, wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
 
 SUBSCRIBER = r"""
 import socket, sys

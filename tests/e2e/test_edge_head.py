@@ -8,15 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import resource
 import socket
-import subprocess
 import sys
 
 import pytest
 
-from .helpers import TIMEOUT, ServeProcess, SSEStream, subscribe_target, wait_until
+from tests.support.serve import ServeProcess, clean_env
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import TIMEOUT, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="socket limits as on Linux")
 
@@ -134,19 +134,10 @@ def _low_nofile() -> None:
 async def test_connections_are_capped_below_the_open_file_limit(serve, tmp_path) -> None:
     """The finding: 1,100 sockets that never finish their heads, with a 1,024 open-file limit,
     made /healthz fail with a reset. Here the limit is 400 soft / 600 hard."""
-    hub: ServeProcess = ServeProcess(["--host", "127.0.0.1", "--port", "0", "--log-level", "info",
-                                      "--header-timeout", "1.5"], tmp_path / "serve.log")
-    log_file = hub.log_path.open("wb")
-    hub.proc = subprocess.Popen(hub.args, stdout=log_file, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL,
-                                preexec_fn=_low_nofile)  # noqa: PLW1509 (no threads run the test)
-    log_file.close()
+    args = ["--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--header-timeout", "1.5"]
+    hub = ServeProcess(args, tmp_path / "serve.log", clean_env(), preexec_fn=_low_nofile)
     try:
-        def port() -> int:
-            m = re.search(rb"running on http://127\.0\.0\.1:(\d+)", hub.log_path.read_bytes())
-            return int(m.group(1)) if m else 0
-
-        hub.port = await wait_until(port, what="ssehub serve to listen")
+        await hub.start()
         log = hub.log()
         assert "raised the open-file limit (RLIMIT_NOFILE) from 400 to 600" in log
         assert "max_connections lowered from 100000 to 408" in log

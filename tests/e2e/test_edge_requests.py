@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 
 from ssehub.config import Settings
-
-from .helpers import TIMEOUT, ServeProcess, SSEStream, subscribe_target, wait_until
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import TIMEOUT, wait_until
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 

@@ -9,7 +9,9 @@ import resource
 
 import httpx
 
-from .helpers import ServeProcess, SSEStream, Stopwatch, subscribe_target
+from tests.support.hub import Stopwatch
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
 
 SUBSCRIBERS = 1000
 EVENTS = 1000

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import SSEStream, Stopwatch, clean_env, free_port, subscribe_target, wait_until
+from tests.support.hub import Stopwatch
+from tests.support.serve import clean_env, free_port
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import wait_until
 
 APP = """
 from fastapi import FastAPI

@@ -6,7 +6,8 @@ import re
 
 import httpx
 
-from .helpers import ServeProcess, SSEStream, subscribe_target
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
 
 
 async def test_stream_headers_first_bytes_and_no_compression(serve, sse_streams) -> None:

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 
-from .helpers import (
-    InProcServer,
-    ServeProcess,
-    SSEStream,
-    subscribe_target,
-    wait_subscribers,
-    wait_until,
-)
+from tests.support.hub import wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import InProcServer
+from tests.support.wait import wait_until
 
 
 def assert_json_error(stream: SSEStream, status: int) -> str:

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from ssehub.asgi import create_app
 from ssehub.config import Settings
-
-from .helpers import SSEStream, start_uvicorn, subscribe_target
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import start_uvicorn
 
 
 @pytest.fixture(params=["plain", "with-http-middleware"])

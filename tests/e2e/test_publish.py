@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from .helpers import InProcServer, SSEStream, subscribe_target
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import InProcServer
 
 MAX = 1024 * 1024  # default max_event_bytes
 

@@ -13,8 +13,8 @@ import pytest
 from ssehub.core import parse_id
 from tests.support.fixtures import redis_server  # noqa: F401
 from tests.support.redis import RedisServer
-
-from .helpers import ServeProcess, SSEStream, gap_info, subscribe_target
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, subscribe_target
 
 Serve = Callable[..., Awaitable[ServeProcess]]
 

@@ -18,8 +18,9 @@ import pytest
 
 from ssehub.core import Position, parse_id
 from tests.support.redis import RedisServer
-
-from .helpers import ServeProcess, SSEStream, gap_info, subscribe_target
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, subscribe_target
+from tests.support.wait import wait_until
 
 Serve = Callable[..., Awaitable[ServeProcess]]
 PER_PROCESS = 50
@@ -77,10 +78,11 @@ async def test_kill_redis_under_load_then_restart(serve: Serve, http: httpx.Asyn
             assert time.monotonic() - t0 < 3.0
         assert (await http.get(procs[0].url + "/healthz")).status_code == 503
         redis.start()
-        deadline = time.monotonic() + 20
-        while (await http.get(procs[0].url + "/healthz")).status_code != 200:
-            assert time.monotonic() < deadline, "the hub did not see Redis come back"
-            await asyncio.sleep(0.1)
+
+        async def healthy() -> bool:
+            return (await http.get(procs[0].url + "/healthz")).status_code == 200
+
+        await wait_until(healthy, timeout=20, interval=0.1, what="the hub to see Redis come back")
         restart_at = len(acked)
         await steady(http, procs, AFTER, "a", acked)
         end = (await http.post(procs[0].url + "/publish", json={"topic": "load", "data": END})).json()["id"]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 
 from ssehub.wire import Event
-
-from .helpers import InProcServer, ServeProcess, SSEStream, gap_info, subscribe_target
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, subscribe_target
+from tests.support.uvicorn import InProcServer
 
 
 async def publish(http: httpx.AsyncClient, base: str, topic: str | list[str], data: str) -> str:

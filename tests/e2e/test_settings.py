@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from ssehub.config import ConfigError, Settings, load_settings
-
-from .helpers import ServeProcess, SSEStream, free_port, subscribe_target
+from tests.support.serve import ServeProcess, free_port
+from tests.support.sse import SSEStream, subscribe_target
 
 FILE = """
 port = 9001

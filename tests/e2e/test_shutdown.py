@@ -10,15 +10,10 @@ import signal
 import httpx
 import pytest
 
-from .helpers import (
-    ServeProcess,
-    SSEStream,
-    Stopwatch,
-    stalled_subscriber,
-    subscribe_target,
-    wait_subscribers,
-    wait_until,
-)
+from tests.support.hub import Stopwatch, wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, stalled_subscriber, subscribe_target
+from tests.support.wait import wait_until
 
 STREAMS = 100
 SHUTDOWN_RETRY = 1000

@@ -13,16 +13,9 @@ import httpx
 import psutil
 
 from ssehub.wire import Event
-
-from .helpers import (
-    ServeProcess,
-    SSEStream,
-    Stopwatch,
-    gap_info,
-    stalled_subscriber,
-    subscribe_target,
-    wait_subscribers,
-)
+from tests.support.hub import Stopwatch, wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, stalled_subscriber, subscribe_target
 
 TOPIC = "firehose"
 PAYLOAD = 64 * 1024

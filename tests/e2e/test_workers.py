@@ -15,8 +15,9 @@ import psutil
 
 from tests.support.fixtures import redis_server  # noqa: F401
 from tests.support.redis import RedisServer
-
-from .helpers import SSEHUB, ServeProcess, SSEStream, free_port, subscribe_target, wait_until
+from tests.support.serve import SSEHUB, ServeProcess, free_port
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import wait_until
 
 Serve = Callable[..., Awaitable[ServeProcess]]
 BOUND = 20.0

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from ssehub.logs import JsonFormatter, RedactTokens, log_config, redact_query
-
-from ..e2e.helpers import ServeProcess, wait_until
+from tests.support.serve import ServeProcess
+from tests.support.wait import wait_until
 
 Serve = Callable[..., Awaitable[ServeProcess]]
 SECRETS = ("secret123", "secret456", "secret789", "secretABC")

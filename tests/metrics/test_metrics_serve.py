@@ -9,8 +9,11 @@ from typing import Any
 
 import httpx
 
-from ..e2e.helpers import ServeProcess, SSEStream, subscribe_target, wait_until
-from ..relay.conftest import RawResponse, RawUpstream, UpstreamRequest
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest
+from tests.support.wait import wait_until
+
 from .scrape import Samples, scrape, value
 
 Serve = Callable[..., Awaitable[ServeProcess]]

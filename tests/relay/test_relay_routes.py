@@ -16,18 +16,9 @@ import pytest
 from ssehub.asgi import create_app
 from ssehub.config import Settings
 from ssehub.wire import Event
-
-from .conftest import (
-    EventReader,
-    RawResponse,
-    RawUpstream,
-    UpstreamRequest,
-    delta,
-    read_events,
-    serve_app,
-    sse,
-    terminal,
-)
+from tests.support.sse import EventReader, read_events, terminal
+from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest, delta, sse
+from tests.support.uvicorn import serve_app
 
 KEY = "sk-live-0123456789abcdefSECRET"
 OTHER_KEY = "sk-other-provider-SECRET-9876"

@@ -30,6 +30,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from benchlib.procs import RESULTS, ROOT, build_tools, log, raise_nofile, stop_all, wait_for_quiet
 from benchlib.report import render
@@ -38,7 +39,7 @@ from benchlib.workloads import ALL_WORKLOADS, FULL, QUICK, WORKLOAD_FUNCS, Tools
 
 # --------------------------------------------------------------------------- main
 
-def _versions() -> dict:
+def _versions() -> dict[str, Any]:
     v = {"python": platform.python_version()}
     for mod in ("uvicorn", "starlette", "sse_starlette", "aiohttp", "aiohttp_sse", "uvloop",
                 "httptools", "ssehub"):
@@ -64,7 +65,7 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS))
     ap.add_argument("--servers", default=",".join(ALL_SERVERS))
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     if nofile < need:
         log(f"warning: open-files limit {nofile} < {need}; the idle workload may fail")
 
-    def on_term(signum, frame):
+    def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
     loadgen, publisher = build_tools()
     tools = Tools(loadgen, publisher, gen_cpu)
     workdir = Path(tempfile.mkdtemp(prefix="ssehub-bench-"))
-    results: dict = {w: {} for w in workloads}
+    results: dict[str, Any] = {w: {} for w in workloads}
     started = time.monotonic()
     port = args.port_base
     try:

@@ -13,6 +13,7 @@ from tests.support.sse import SSEStream
 from tests.support.wait import wait_for, wait_until
 
 
+@contextlib.asynccontextmanager
 async def serve_once(answer: bytes, *, close: bool) -> AsyncIterator[int]:
     """A server that answers one request with ``answer``, then closes (``close``) or waits."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -42,48 +43,40 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-async def open_stream(answer: bytes, *, close: bool) -> tuple[SSEStream, AsyncIterator[int]]:
-    ports = serve_once(answer, close=close)
-    port = await ports.__anext__()
-    return await SSEStream.open(port, "/subscribe?topic=t"), ports
+@contextlib.asynccontextmanager
+async def open_stream(answer: bytes, *, close: bool) -> AsyncIterator[SSEStream]:
+    async with serve_once(answer, close=close) as port:
+        stream = await SSEStream.open(port, "/subscribe?topic=t")
+        try:
+            yield stream
+        finally:
+            await stream.close()
 
 
 async def test_a_stream_that_ends_with_the_last_chunk_is_complete() -> None:
     body = chunk(b"id: 1\ndata: a\n\n") + chunk(b"retry: 5") + chunk(b"00\n\n") + b"0\r\n\r\n"
-    stream, ports = await open_stream(HEAD + body, close=False)
-    try:
+    async with open_stream(HEAD + body, close=False) as stream:
         assert stream.status == 200 and stream.header("content-type") == "text/event-stream"
         await stream.read_to_eof()
         assert stream.complete and [e.data for e in stream.events] == ["a"]
         assert stream.frames() == [b"id: 1\ndata: a", b"retry: 500"]
-    finally:
-        await stream.close()
-        await ports.aclose()
 
 
 async def test_a_cut_stream_is_not_complete() -> None:
-    stream, ports = await open_stream(HEAD + chunk(b"data: a\n\n") + b"5\r\nda", close=True)
-    try:
+    async with open_stream(HEAD + chunk(b"data: a\n\n") + b"5\r\nda", close=True) as stream:
         await stream.read_to_eof()
         assert stream.eof and not stream.complete
         assert [e.data for e in stream.events] == ["a"] and bytes(stream.raw).endswith(b"da")
         assert await stream.read_some() is None
-    finally:
-        await stream.close()
-        await ports.aclose()
 
 
 async def test_an_error_is_read_whole() -> None:
     body = b'{"error": "no"}'
     answer = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
         len(body), body)
-    stream, ports = await open_stream(answer, close=False)
-    try:
+    async with open_stream(answer, close=False) as stream:
         assert stream.status == 400 and stream.json() == {"error": "no"} and stream.eof
         assert not stream.complete and await stream.read_some() is None
-    finally:
-        await stream.close()
-        await ports.aclose()
 
 
 async def test_waits_fail_at_their_deadline() -> None:

@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parent.parent  # bench/
 ROOT = BENCH.parent
 BUILD = BENCH / "build"
 RESULTS = BENCH / "results"
@@ -25,7 +26,7 @@ PEERS = BENCH / "peers"
 
 STARTUP_TIMEOUT = 30.0
 
-_children: list[subprocess.Popen] = []   # every process we started, killed at exit
+_children: list[subprocess.Popen[str]] = []   # every process we started, killed at exit
 
 
 def log(msg: str) -> None:
@@ -39,15 +40,15 @@ def pin(cpu: str | None) -> list[str]:
     return ["taskset", "-c", cpu]
 
 
-def spawn(cmd: list[str], *, env: dict | None = None, stdout=subprocess.DEVNULL,
-          stderr=None, cwd: str | None = None) -> subprocess.Popen:
+def spawn(cmd: list[str], *, env: dict[str, Any] | None = None, stdout: Any = subprocess.DEVNULL,
+          stderr: Any = None, cwd: str | None = None) -> subprocess.Popen[str]:
     p = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stderr, cwd=cwd,
                          start_new_session=True, text=True)
     _children.append(p)
     return p
 
 
-def stop(p: subprocess.Popen | None, grace: float = 5.0) -> None:
+def stop(p: subprocess.Popen[str] | None, grace: float = 5.0) -> None:
     """SIGTERM the process group we created for p, then SIGKILL after `grace` seconds."""
     if p is None:
         return
@@ -144,13 +145,13 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float:
 class LineReader:
     """Reads a child's stdout lines on a thread, so we can wait for one with a time-out."""
 
-    def __init__(self, p: subprocess.Popen):
+    def __init__(self, p: subprocess.Popen[str]):
         self.q: queue.Queue[str | None] = queue.Queue()
         self.lines: list[str] = []
         self.t = threading.Thread(target=self._run, args=(p,), daemon=True)
         self.t.start()
 
-    def _run(self, p: subprocess.Popen) -> None:
+    def _run(self, p: subprocess.Popen[str]) -> None:
         assert p.stdout is not None
         for line in p.stdout:
             self.lines.append(line.rstrip("\n"))
@@ -172,10 +173,11 @@ class LineReader:
             if line.startswith(prefix):
                 return line
 
-    def last_json(self) -> dict | None:
+    def last_json(self) -> dict[str, Any] | None:
         for line in reversed(self.lines):
             if line.startswith("{"):
-                return json.loads(line)
+                doc: dict[str, Any] = json.loads(line)
+                return doc
         return None
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .servers import BATCH_WORKLOADS, SERVER_CLASSES
 from .workloads import PUBLISHER_CONNS
 
 # --------------------------------------------------------------------------- report
 
-def _fmt(v, digits=0, none="–"):
+def _fmt(v: float | int | None, digits: int = 0, none: str = "–") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return none
     if isinstance(v, float):
@@ -17,24 +18,24 @@ def _fmt(v, digits=0, none="–"):
     return f"{v:,}"
 
 
-def _ratio(v, ref):
+def _ratio(v: float | None, ref: float | None) -> str:
     if v is None or ref is None or not ref or math.isnan(v) or math.isnan(ref):
         return "–"
     return f"{v / ref:.2f}×"
 
 
-def _get(results, wl, name, key):
+def _get(results: dict[str, Any], wl: str, name: str, key: str) -> Any:
     r = results.get(wl, {}).get(name)
     if not r or "error" in r:
         return None
     return r.get(key)
 
 
-def _dup_extra(lg):
+def _dup_extra(lg: dict[str, Any]) -> str:
     return f"{lg['dups']}/{lg['extra']}"
 
 
-def _notes(r: dict, rate: float | None = None) -> str:
+def _notes(r: dict[str, Any], rate: float | None = None) -> str:
     notes = []
     lg, pub = r["loadgen"], r["publisher"]
     if pub.get("exit") != "complete":
@@ -65,7 +66,7 @@ def _servers_for(wl: str, servers: list[str]) -> list[str]:
     return [n for n in servers if SERVER_CLASSES[n].batch == 1 or wl in BATCH_WORKLOADS]
 
 
-def render(results: dict, servers: list[str], workloads: list[str], cfgs: dict) -> str:
+def render(results: dict[str, Any], servers: list[str], workloads: list[str], cfgs: dict[str, Any]) -> str:
     out = []
     for wl in workloads:
         cfg = cfgs[wl]
@@ -104,7 +105,7 @@ def render(results: dict, servers: list[str], workloads: list[str], cfgs: dict) 
                        "| notes |")
             out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
-            def p99(name, wl=wl):
+            def p99(name: str, wl: str = wl) -> float | None:
                 r = results.get(wl, {}).get(name)
                 return r["loadgen"]["lat_us"]["p99"] if r and "error" not in r else None
 

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .procs import PEERS, STARTUP_TIMEOUT, pin, spawn, stop
 
@@ -30,7 +31,7 @@ class Server:
     def __init__(self, port: int, workdir: Path):
         self.port = port
         self.workdir = workdir
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[str] | None = None
         self.logfile = workdir / f"{self.name}-{port}.log"
 
     def available(self) -> str | None:
@@ -40,7 +41,7 @@ class Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def env(self) -> dict:
+    def env(self) -> dict[str, Any]:
         return dict(os.environ)
 
     def start(self, cpu: str | None) -> None:
@@ -72,7 +73,7 @@ class Server:
                                          method="POST", headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=2) as r:
-                return r.status
+                return int(r.status)
         except urllib.error.HTTPError as e:
             return e.code
 
@@ -97,19 +98,19 @@ class SSEHub(Server):
     name = "ssehub"
     mode = "json"
 
-    def available(self):
+    def available(self) -> str | None:
         if importlib.util.find_spec("ssehub") is None:
             return "ssehub is not installed (pip install -e .)"
         if importlib.util.find_spec("ssehub.asgi") is None:
             return "ssehub.asgi does not exist yet"
         return None
 
-    def command(self):
+    def command(self) -> list[str]:
         exe = shutil.which("ssehub")
         base = [exe] if exe else [sys.executable, "-m", "ssehub"]
         return [*base, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
 
-    def env(self):
+    def env(self) -> dict[str, Any]:
         e = dict(os.environ)
         e.setdefault("SSEHUB_LOG_LEVEL", "warning")
         # the loadgen is one client address opening up to 10,000 streams
@@ -129,26 +130,26 @@ class SSEHubBatch(SSEHub):
 class SSEStarlette(Server):
     name = "sse-starlette"
 
-    def available(self):
+    def available(self) -> str | None:
         for mod in ("sse_starlette", "uvicorn"):
             if importlib.util.find_spec(mod) is None:
                 return f"{mod} is not installed"
         return None
 
-    def command(self):
+    def command(self) -> list[str]:
         return [sys.executable, str(PEERS / "sse_starlette_server.py"), "--port", str(self.port)]
 
 
 class AiohttpSSE(Server):
     name = "aiohttp-sse"
 
-    def available(self):
+    def available(self) -> str | None:
         for mod in ("aiohttp", "aiohttp_sse"):
             if importlib.util.find_spec(mod) is None:
                 return f"{mod} is not installed"
         return None
 
-    def command(self):
+    def command(self) -> list[str]:
         return [sys.executable, str(PEERS / "aiohttp_sse_server.py"), "--port", str(self.port)]
 
 
@@ -166,14 +167,14 @@ class Nchan(Server):
                 return str(p)
         return None
 
-    def available(self):
+    def available(self) -> str | None:
         if not shutil.which("nginx"):
             return "nginx is not installed (apt-get install nginx-light libnginx-mod-nchan)"
         if not self._module():
             return "ngx_nchan_module.so not found (apt-get install libnginx-mod-nchan)"
         return None
 
-    def command(self):
+    def command(self) -> list[str]:
         prefix = self.workdir / f"nchan-{self.port}"
         (prefix / "tmp").mkdir(parents=True, exist_ok=True)
         conf = (PEERS / "nchan.conf.template").read_text()
@@ -195,7 +196,7 @@ class SSEHubRedis(SSEHub):
 
     name = "ssehub-redis"
 
-    def available(self):
+    def available(self) -> str | None:
         if not shutil.which("redis-server"):
             return "redis-server is not installed"
         return super().available()
@@ -211,7 +212,7 @@ class SSEHubRedis(SSEHub):
             time.sleep(0.05)
         super().start(cpu)
 
-    def command(self):
+    def command(self) -> list[str]:
         return [*super().command(), "--broker", f"redis://127.0.0.1:{self.redis_port}"]
 
     def _redis_call(self, command: bytes) -> bytes:
@@ -228,11 +229,11 @@ class SSEHubRedis(SSEHub):
                 data += chunk
         return b""
 
-    def redis_figures(self) -> dict:
+    def redis_figures(self) -> dict[str, Any]:
         """Redis's own cost: µs per publish script call, CPU seconds since it started."""
         stats = self._redis_call(b"INFO commandstats").decode(errors="replace")
         cpu = self._redis_call(b"INFO cpu").decode(errors="replace")
-        out: dict = {}
+        out: dict[str, Any] = {}
         for line in stats.splitlines():
             if line.startswith(("cmdstat_evalsha:", "cmdstat_xread:")):
                 name, _, fields = line.partition(":")

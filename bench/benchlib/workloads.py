@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from .procs import LineReader, pin, proc_cpu_s, spawn, stop, system_busy_s, tree_cpu_s, tree_rss_kib
 from .servers import Server
@@ -44,7 +45,7 @@ class Tools:
 
     def start_loadgen(self, port: int, conns: int, topics: int, *, expect: int, timeout: float,
                       drain_max: float, coalesce_ms: float = 0,
-                      prefix: str = "t") -> tuple[subprocess.Popen, LineReader]:
+                      prefix: str = "t") -> tuple[subprocess.Popen[str], LineReader]:
         cmd = [
             *pin(self.gen_cpu), str(self.loadgen), "--port", str(port), "--conns", str(conns),
             "--path", f"/subscribe?topic={prefix}%d", "--topics", str(topics), "--expect", str(expect),
@@ -55,7 +56,7 @@ class Tools:
         return p, LineReader(p)
 
     def publish(self, srv: Server, count: int, topics: int, *, size: int, rate: float,
-                timeout: float, prefix: str = "t") -> dict:
+                timeout: float, prefix: str = "t") -> dict[str, Any]:
         cmd = [
             *pin(self.gen_cpu), str(self.publisher), "--port", str(srv.port),
             "--conns", str(PUBLISHER_CONNS), "--count", str(count), "--topics", str(topics),
@@ -72,10 +73,11 @@ class Tools:
         lines = [ln for ln in out.splitlines() if ln.startswith("{")]
         if not lines:
             raise RuntimeError(f"publisher printed no result (exit {p.returncode})")
-        return json.loads(lines[-1])
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
 
 
-def finish_loadgen(p: subprocess.Popen, reader: LineReader, timeout: float) -> dict:
+def finish_loadgen(p: subprocess.Popen[str], reader: LineReader, timeout: float) -> dict[str, Any]:
     with contextlib.suppress(ProcessLookupError):
         p.send_signal(signal.SIGUSR1)
     try:
@@ -95,10 +97,11 @@ def finish_loadgen(p: subprocess.Popen, reader: LineReader, timeout: float) -> d
 
 def run_pubsub(tools: Tools, srv: Server, *, conns: int, topics: int, events: int, size: int,
                rate: float, timeout: float, drain_max: float | None = None,
-               coalesce_ms: float = 0, prefix: str = "t") -> dict:
+               coalesce_ms: float = 0, prefix: str = "t") -> dict[str, Any]:
     """Subscribe `conns` streams over `topics` topics, publish `events` round-robin, collect."""
     expect = events // topics
     drain_max = timeout if drain_max is None else drain_max
+    lg: subprocess.Popen[str] | None
     lg, reader = tools.start_loadgen(srv.port, conns, topics, expect=expect, timeout=timeout + drain_max + 90,
                                      drain_max=drain_max, coalesce_ms=coalesce_ms, prefix=prefix)
     try:
@@ -139,17 +142,17 @@ def run_pubsub(tools: Tools, srv: Server, *, conns: int, topics: int, events: in
     }
 
 
-def w_fanout(tools, srv, cfg):
+def w_fanout(tools: Tools, srv: Server, cfg: dict[str, Any]) -> dict[str, Any]:
     return run_pubsub(tools, srv, conns=cfg["conns"], topics=1, events=cfg["events"],
                       size=cfg["size"], rate=0, timeout=cfg["timeout"], coalesce_ms=COALESCE_MS)
 
 
-def w_topics(tools, srv, cfg):
+def w_topics(tools: Tools, srv: Server, cfg: dict[str, Any]) -> dict[str, Any]:
     return run_pubsub(tools, srv, conns=cfg["conns"], topics=cfg["topics"], events=cfg["events"],
                       size=cfg["size"], rate=0, timeout=cfg["timeout"], coalesce_ms=COALESCE_MS)
 
 
-def w_latency(tools, srv, cfg):
+def w_latency(tools: Tools, srv: Server, cfg: dict[str, Any]) -> dict[str, Any]:
     # a server that cannot keep up is cut off: the publisher gets 2x the nominal time, then the
     # subscribers get 10 s to drain; the rows then show what was delivered by that deadline.
     events = int(cfg["rate"] * cfg["seconds"])
@@ -157,10 +160,11 @@ def w_latency(tools, srv, cfg):
                       rate=cfg["rate"], timeout=cfg["seconds"] * 2 + 5, drain_max=10)
 
 
-def w_idle(tools, srv, cfg):
+def w_idle(tools: Tools, srv: Server, cfg: dict[str, Any]) -> dict[str, Any]:
     conns, topics = cfg["conns"], cfg["topics"]
     time.sleep(1.0)
     rss0 = tree_rss_kib(srv.pid)
+    lg: subprocess.Popen[str] | None
     lg, reader = tools.start_loadgen(srv.port, conns, topics, expect=1, timeout=cfg["timeout"] + 60,
                                      drain_max=20)
     try:

@@ -23,7 +23,8 @@ from tests.support.serve import SSEHUB, clean_env
 from .conftest import SECRET, KeyPair, make_token
 
 
-async def run(*args: str, timeout: float = 30, **env: str) -> tuple[int, str, str]:
+async def run(*args: str, **env: str) -> tuple[int, str, str]:
+    timeout = 30
     proc = await asyncio.create_subprocess_exec(SSEHUB, *args, stdout=subprocess.PIPE,
                                                 stderr=subprocess.PIPE, env=clean_env(**env))
     try:

@@ -37,7 +37,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 @dataclass
 class Generation:
-    events: list[tuple[str, Any]] = field(default_factory=list)
+    events: list[tuple[str | None, Any]] = field(default_factory=list)
 
     @property
     def content(self) -> str:
@@ -48,7 +48,7 @@ class Generation:
         return "".join(d["text"] for e, d in self.events if e == "reasoning")
 
     @property
-    def terminal(self) -> tuple[str, Any]:
+    def terminal(self) -> tuple[str | None, Any]:
         return self.events[-1]
 
 

@@ -127,7 +127,9 @@ def test_incremental_rendering_equals_a_full_render(server: ServeProcess, new_pa
            }""",
         text,
     )
-    norm = lambda s: " ".join(s.split()).replace("[ref]", "ref")  # noqa: E731 - reference links resolve at finish
+    def norm(s: str) -> str:  # reference links resolve at finish
+        return " ".join(s.split()).replace("[ref]", "ref")
+
     for r in result:
         assert r["frozenSeen"] > 3, "finished blocks should be frozen, not re-rendered"
         assert norm(r["streamed"]) == norm(r["full"])

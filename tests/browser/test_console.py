@@ -127,9 +127,11 @@ def test_any_event_name_and_resume_after_a_cut(server: ServeProcess, new_page: A
     try:
         page = open_page(new_page(), proxy.url + "/console")
         subscribe(page, "feed")
-        post = lambda n: httpx.post(  # noqa: E731
-            f"{server.url}/publish", json={"topic": "feed", "data": f"n{n}", "event": f"custom-{n}"}
-        )
+
+        def post(n: int) -> httpx.Response:
+            return httpx.post(f"{server.url}/publish",
+                              json={"topic": "feed", "data": f"n{n}", "event": f"custom-{n}"})
+
         post(1)
         wait_for(lambda: rows(page).count() == 1, what="first event")
         proxy.cut()

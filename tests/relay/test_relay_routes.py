@@ -162,6 +162,7 @@ async def test_chat_stream_resumes_the_same_generation() -> None:
         assert [e.event for e in rest] == ["content", "done"]
         assert payloads(rest, "content") == [{"text": "c"}]
         assert len(up.requests) == 1  # no second upstream request
+        assert rest[-1].id is not None
         for resume in (rest[-1].id, f"{gid}/", "unknown/1-1", "garbage"):
             r = await client.get("/chat/stream", params={"prompt": "hi"}, headers={"last-event-id": resume})
             assert r.status_code == 204, resume

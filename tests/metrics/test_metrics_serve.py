@@ -4,19 +4,18 @@ refused requests and generations (parsed with prometheus-client's own parser).""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from tests.support.fixtures import Serve
 from tests.support.serve import ServeProcess
 from tests.support.sse import SSEStream, subscribe_target
 from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest
 from tests.support.wait import wait_until
 
 from .scrape import Samples, scrape, value
-
-Serve = Callable[..., Awaitable[ServeProcess]]
 
 
 async def scrape_until(http: httpx.AsyncClient, server: ServeProcess, check: Callable[[Samples], bool],

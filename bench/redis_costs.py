@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -73,7 +74,7 @@ def main() -> None:
         procs = {"publisher": publisher, "follower": follower, "redis": server}
         url = f"http://127.0.0.1:{ports[0]}/publish"
 
-        def measure(label: str, count: int, run: callable) -> None:  # type: ignore[valid-type]
+        def measure(label: str, count: int, run: Callable[[], None]) -> None:
             before = {k: cpu(p) for k, p in procs.items()}
             t0 = time.perf_counter()
             run()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import build_tools
+from benchlib.procs import build_tools
 
 CONNS = 3
 EXPECT = 10

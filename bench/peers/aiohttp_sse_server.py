@@ -16,11 +16,12 @@ import argparse
 import asyncio
 import itertools
 import json
+from typing import Any
 
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-subscribers: dict[str, set[asyncio.Queue]] = {}
+subscribers: dict[str, set[asyncio.Queue[Any]]] = {}
 ids = itertools.count(1)
 
 
@@ -28,7 +29,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     topics = request.query.getall("topic", [])
     if not topics:
         return web.json_response({"error": "missing topic"}, status=400)
-    queue: asyncio.Queue = asyncio.Queue()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
     for t in topics:  # registered before the headers go out: nothing published after is missed
         subscribers.setdefault(t, set()).add(queue)
     try:

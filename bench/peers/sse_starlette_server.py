@@ -17,27 +17,29 @@ import argparse
 import asyncio
 import itertools
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-subscribers: dict[str, set[asyncio.Queue]] = {}
+subscribers: dict[str, set[asyncio.Queue[Any]]] = {}
 ids = itertools.count(1)
 
 
-async def subscribe(request: Request):
+async def subscribe(request: Request) -> Response:
     topics = request.query_params.getlist("topic")
     if not topics:
         return JSONResponse({"error": "missing topic"}, status_code=400)
-    queue: asyncio.Queue = asyncio.Queue()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
     for t in topics:  # registered before the response starts: nothing published after is missed
         subscribers.setdefault(t, set()).add(queue)
 
-    async def events():
+    async def events() -> AsyncIterator[Any]:
         try:
             while True:
                 yield await queue.get()
@@ -49,10 +51,11 @@ async def subscribe(request: Request):
                     if not subs:
                         del subscribers[t]
 
-    return EventSourceResponse(events(), ping=15)
+    response: Response = EventSourceResponse(events(), ping=15)
+    return response
 
 
-async def publish(request: Request):
+async def publish(request: Request) -> Response:
     topics = request.query_params.getlist("topic")
     body = await request.body()
     if topics:

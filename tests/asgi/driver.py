@@ -36,8 +36,11 @@ class Stream:
     async def _send(self, message: Message) -> None:
         await self.outbox.put(message)
 
+    async def _run(self) -> None:
+        await self.app(self.scope, self._receive, self._send)
+
     async def start(self) -> Stream:
-        self.task = asyncio.create_task(self.app(self.scope, self._receive, self._send))
+        self.task = asyncio.create_task(self._run())
         start = await asyncio.wait_for(self.outbox.get(), 5)
         assert start["type"] == "http.response.start", start
         self.status = start["status"]

@@ -4,6 +4,7 @@ protects form posts, text/plain fetches or navigations)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ PUBLISH = b'{"topic":"news","data":"x"}'
 
 
 async def post(app, path: str, body: bytes, headers: dict[str, str],  # type: ignore[no-untyped-def]
-               host: str = "localhost:8181") -> tuple[int, dict]:
+               host: str = "localhost:8181") -> tuple[int, dict[str, Any]]:
     all_headers = {"content-type": "application/json", "host": host, **headers}
     s = await Stream(app, path, method="POST", body=body, headers=all_headers).start()
     return s.status or 0, json.loads(await s.body_until_end())

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..e2e.conftest import http, serve, sse_streams
+from tests.support.fixtures import http, serve, sse_streams
 
 __all__ = ["SECRET", "KeyPair", "b64url", "forge_hs256", "http", "make_token", "serve", "sse_streams"]
 

@@ -18,12 +18,13 @@ import pytest
 from ssehub.config import Settings
 from ssehub.server import build_server, is_loopback
 from ssehub.tokens import Verifier
+from tests.support.serve import SSEHUB, clean_env
 
-from ..e2e.helpers import SSEHUB, clean_env
 from .conftest import SECRET, KeyPair, make_token
 
 
-async def run(*args: str, timeout: float = 30, **env: str) -> tuple[int, str, str]:
+async def run(*args: str, **env: str) -> tuple[int, str, str]:
+    timeout = 30
     proc = await asyncio.create_subprocess_exec(SSEHUB, *args, stdout=subprocess.PIPE,
                                                 stderr=subprocess.PIPE, env=clean_env(**env))
     try:

@@ -11,8 +11,11 @@ import httpx
 
 import ssehub.client
 from ssehub.errors import ClientError
+from tests.support import hub
+from tests.support.serve import SSEHUB, clean_env
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import wait_until
 
-from ..e2e.helpers import SSEHUB, SSEStream, clean_env, subscribe_target, wait_until
 from .conftest import SECRET, make_token
 
 READ_ALL = make_token({"ssehub.subscribe": ["*"]}, ttl=3600)
@@ -20,11 +23,7 @@ READ_ALL = make_token({"ssehub.subscribe": ["*"]}, ttl=3600)
 
 async def wait_subscribers(http: httpx.AsyncClient, url: str, topic: str, count: int) -> None:
     """GET /topics lists private topics only to a token that may read them."""
-    async def check() -> bool:
-        r = await http.get(url + "/topics", headers={"Authorization": f"Bearer {READ_ALL}"})
-        found = {t["topic"]: t["subscribers"] for t in r.json()["topics"]}
-        return found.get(topic, 0) == count
-    await wait_until(check, what=f"{count} subscriber(s) on {topic!r}")
+    await hub.wait_subscribers(http, url, topic, count, headers={"Authorization": f"Bearer {READ_ALL}"})
 
 
 async def cli_token(*args: str, **env: str) -> str:
@@ -92,17 +91,11 @@ async def test_the_client_reconnects_with_a_fresh_token_from_a_function(serve: A
         await wait_subscribers(http, server.url, "news", 1)
         await ssehub.client.publish(server.url, "news", "one", token=writer)
         # wait for at least one reconnect (a second token), then publish again: nothing lost
-        for _ in range(200):
-            if len(minted) >= 2:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: len(minted) >= 2, timeout=20, interval=0.1, what="a second token")
         assert len(minted) >= 2, "the stream did not end at the token's expiry"
         await wait_subscribers(http, server.url, "news", 1)
         await ssehub.client.publish(server.url, "news", "two", token=writer)
-        for _ in range(200):
-            if received == ["one", "two"]:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: received == ["one", "two"], timeout=10, interval=0.05, what="both events")
         assert received == ["one", "two"]
     finally:
         task.cancel()

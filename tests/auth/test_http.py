@@ -10,8 +10,8 @@ import httpx
 import jwt
 
 from ssehub.wire import Parser
+from tests.support.sse import SSEStream, subscribe_target
 
-from ..e2e.helpers import SSEStream, subscribe_target
 from .conftest import SECRET, KeyPair, forge_hs256, make_token
 
 INVALID = 'Bearer error="invalid_token"'
@@ -50,12 +50,12 @@ async def test_every_bad_token_is_a_401_naming_the_check(serve: Any, http: httpx
     server = await hs_server(serve)
     now = int(time.time())
     good = make_token({"ssehub.publish": ["*"], "ssehub.subscribe": ["*"]})
-    cases = {
+    cases: dict[str, tuple[str | None, str | tuple[str, ...]]] = {
         "no token": (None, "missing token"),
         "wrong signature": (make_token({"ssehub.publish": ["*"]}, key="x" * 40), "bad signature"),
         "expired": (make_token({"ssehub.publish": ["*"]}, exp=now - 10), "token expired"),
         "not yet valid": (make_token({"ssehub.publish": ["*"]}, nbf=now + 600), "token not yet valid"),
-        "alg none": (jwt.encode({"ssehub.publish": ["*"]}, None, algorithm="none"), "algorithm not allowed"),
+        "alg none": (jwt.encode({"ssehub.publish": ["*"]}, "", algorithm="none"), "algorithm not allowed"),
         "RS256 on an HS256 hub": (make_token({}, key=rsa_keys.private, algorithm="RS256"),
                                   "algorithm not allowed"),
         "garbage": ("garbage", "malformed token"),
@@ -250,7 +250,7 @@ async def test_an_es256_hub_with_its_key_in_a_file(serve: Any, http: httpx.Async
 async def test_a_bad_key_stops_the_server_at_start(tmp_path: Any) -> None:
     import asyncio
 
-    from ..e2e.helpers import SSEHUB, clean_env
+    from tests.support.serve import SSEHUB, clean_env
 
     proc = await asyncio.create_subprocess_exec(
         SSEHUB, "serve", "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import ViewportSize, sync_playwright
 
-from .support import CHROMIUM, CHROMIUM_ARGS, Server, ask, open_page, wait_answer
+from .support import CHROMIUM, CHROMIUM_ARGS, ServeProcess, ask, open_page, wait_answer
 
 ROOT = Path(__file__).resolve().parents[2]
-VIEWPORT = {"chat": {"width": 1360, "height": 1000}, "console": {"width": 1360, "height": 900}}
+VIEWPORT: dict[str, ViewportSize] = {
+    "chat": {"width": 1360, "height": 1000},
+    "console": {"width": 1360, "height": 900},
+}
 
 
 def chat(page: Any, url: str, out: Path) -> None:
@@ -40,7 +43,9 @@ def chat(page: Any, url: str, out: Path) -> None:
 
 def console(page: Any, url: str, out: Path) -> None:
     open_page(page, url + "/console")
-    post = lambda **body: httpx.post(f"{url}/publish", json=body).raise_for_status()  # noqa: E731
+    def post(**body: Any) -> None:
+        httpx.post(f"{url}/publish", json=body).raise_for_status()
+
 
     def sub(*topics: str, resume: str = "") -> None:
         for t in topics:
@@ -80,14 +85,15 @@ def main() -> None:
         for scheme in ("light", "dark"):
             for name, make in (("chat", chat), ("console", console)):
                 # A fresh server each time, so every picture starts from an empty hub.
-                server = Server(Path(tmp) / f"{name}-{scheme}.log", demo_tokens_per_second=2000, heartbeat=5)
-                server.start()
+                server = ServeProcess.configured(Path(tmp) / f"{name}-{scheme}.log",
+                                                 demo_tokens_per_second=2000, heartbeat=5)
+                server.start_blocking()
                 try:
                     context = browser.new_context(viewport=VIEWPORT[name], color_scheme=scheme)
                     make(context.new_page(), server.url, args.out / f"{name}-{scheme}.png")
                     context.close()
                 finally:
-                    server.stop()
+                    server.stop_blocking()
                 print(args.out / f"{name}-{scheme}.png")
         browser.close()
 

@@ -1,6 +1,7 @@
-"""Helpers for the browser tests: a real ``ssehub serve``, a TCP proxy that can cut
+"""Helpers for the browser tests: a TCP proxy that can cut
 connections, a fake OpenAI-compatible upstream, and a plain SSE reader for checking pages
 against what the hub really sent. Synchronous on purpose (Playwright's sync API).
+Servers: tests/support's ServeProcess (``ServeProcess.configured(log, retry=200).start_blocking()``).
 """
 
 from __future__ import annotations
@@ -8,97 +9,27 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import re
 import select
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.support.serve import ServeProcess
+from tests.support.sse import sync_events, terminal
+from tests.support.wait import wait_for
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "CuttingProxy", "FakeUpstream", "Generation", "ServeProcess",
+           "answer_text", "ask", "last_answer", "open_page", "read_generation", "render_text", "running",
+           "stored_chat", "wait_answer", "wait_for"]
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SSEHUB = shutil.which("ssehub", path=str(Path(sys.executable).parent)) or shutil.which("ssehub")
-_RUNNING = re.compile(rb"Uvicorn running on https?://[^:\s]+:(\d+)")
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-# -- ssehub serve ------------------------------------------------------------------------
-
-
-class Server:
-    """``ssehub serve`` on a free port, configured through SSEHUB_* variables."""
-
-    def __init__(self, log_path: Path, *, port: int = 0, **settings: Any) -> None:
-        self.log_path = log_path
-        self.settings = settings
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = port  # 0: a free one (read from the log once it listens)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def start(self) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SSEHUB_")}
-        env.update({f"SSEHUB_{k.upper()}": str(v) for k, v in self.settings.items()})
-        cmd = [SSEHUB] if SSEHUB else [sys.executable, "-m", "ssehub"]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            )
-        proc = self.proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"ssehub serve exited with {proc.returncode}:\n{self.log()}")
-            m = _RUNNING.search(self.log_path.read_bytes())
-            if m:
-                self.port = int(m.group(1))
-            return m is not None
-
-        wait_for(ready, timeout=20, what="ssehub serve to listen")
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, no shutdown (streams are cut without a terminal event)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- reading a generation the way the hub sends it ---------------------------------------
@@ -106,7 +37,7 @@ class Server:
 
 @dataclass
 class Generation:
-    events: list[tuple[str, Any]] = field(default_factory=list)
+    events: list[tuple[str | None, Any]] = field(default_factory=list)
 
     @property
     def content(self) -> str:
@@ -117,7 +48,7 @@ class Generation:
         return "".join(d["text"] for e, d in self.events if e == "reasoning")
 
     @property
-    def terminal(self) -> tuple[str, Any]:
+    def terminal(self) -> tuple[str | None, Any]:
         return self.events[-1]
 
 
@@ -128,18 +59,11 @@ def read_generation(base_url: str, topic: str, timeout: float = 30.0) -> Generat
     params = {"topic": topic, "last_event_id": "earliest"}
     with httpx.stream("GET", url, params=params, timeout=timeout) as response:
         assert response.status_code == 200, response.read()
-        name, data = "message", []
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-            elif line == "":
-                if data:
-                    gen.events.append((name, json.loads("\n".join(data))))
-                    if name in ("done", "error"):
-                        return gen
-                name, data = "message", []
+        for event in sync_events(response.iter_bytes()):
+            if event.data:
+                gen.events.append((event.event, json.loads(event.data)))
+                if terminal(event):
+                    return gen
     raise AssertionError(f"stream of {topic} ended without a terminal event: {gen.events[-3:]}")
 
 
@@ -331,7 +255,7 @@ def running(*closables: Any) -> Iterator[None]:
     finally:
         for c in closables:
             with contextlib.suppress(Exception):
-                (c.stop if hasattr(c, "stop") else c.close)()
+                (c.stop_blocking if isinstance(c, ServeProcess) else c.close)()
 
 
 # -- driving the chat page ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from .support import (
-    Server,
+    ServeProcess,
     answer_text,
     ask,
     last_answer,
@@ -23,13 +23,14 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve") / "serve.log", demo_tokens_per_second=2000).start()
+def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[ServeProcess]:
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    srv = ServeProcess.configured(log, demo_tokens_per_second=2000).start_blocking()
     yield srv
-    srv.stop()
+    srv.stop_blocking()
 
 
-def test_demo_answer_renders_markdown_code_and_table(server: Server, new_page: Any) -> None:
+def test_demo_answer_renders_markdown_code_and_table(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     ask(page, "Show me a table")
@@ -71,7 +72,7 @@ def test_demo_answer_renders_markdown_code_and_table(server: Server, new_page: A
     assert answer.locator(".copy-answer").inner_text() == "Copied"
 
 
-def test_streamed_text_matches_the_hub_and_a_one_shot_render(server: Server, new_page: Any) -> None:
+def test_streamed_text_matches_the_hub_and_a_one_shot_render(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     with page.expect_response(lambda r: r.url.endswith("/chat") and r.request.method == "POST") as info:
         ask(page, "Compare things")
@@ -83,7 +84,7 @@ def test_streamed_text_matches_the_hub_and_a_one_shot_render(server: Server, new
     assert saved["reasoning"] == truth.reasoning
 
 
-def test_incremental_rendering_equals_a_full_render(server: Server, new_page: Any) -> None:
+def test_incremental_rendering_equals_a_full_render(server: ServeProcess, new_page: Any) -> None:
     """The streaming renderer freezes finished blocks; whatever the chunking, the text it
     shows before finish() is the text of one full render."""
     page = open_page(new_page(), server.url + "/")
@@ -126,13 +127,15 @@ def test_incremental_rendering_equals_a_full_render(server: Server, new_page: An
            }""",
         text,
     )
-    norm = lambda s: " ".join(s.split()).replace("[ref]", "ref")  # noqa: E731 - reference links resolve at finish
+    def norm(s: str) -> str:  # reference links resolve at finish
+        return " ".join(s.split()).replace("[ref]", "ref")
+
     for r in result:
         assert r["frozenSeen"] > 3, "finished blocks should be frozen, not re-rendered"
         assert norm(r["streamed"]) == norm(r["full"])
 
 
-def test_enter_sends_shift_enter_adds_a_line_and_the_box_grows(server: Server, new_page: Any) -> None:
+def test_enter_sends_shift_enter_adds_a_line_and_the_box_grows(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     box = page.locator("#prompt")
     assert page.locator("#send").is_disabled()
@@ -154,7 +157,7 @@ def test_enter_sends_shift_enter_adds_a_line_and_the_box_grows(server: Server, n
     assert box.bounding_box()["height"] <= height + 1
 
 
-def test_conversations_new_switch_delete_and_survive_reload(server: Server, new_page: Any) -> None:
+def test_conversations_new_switch_delete_and_survive_reload(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     ask(page, "First conversation")
     wait_answer(page)
@@ -190,7 +193,7 @@ def test_conversations_new_switch_delete_and_survive_reload(server: Server, new_
     assert page.locator("article.msg").count() == 0  # the open chat was the deleted one
 
 
-def test_regenerate_replaces_the_last_answer(server: Server, new_page: Any) -> None:
+def test_regenerate_replaces_the_last_answer(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     ask(page, "Once more")
     wait_answer(page)
@@ -202,7 +205,7 @@ def test_regenerate_replaces_the_last_answer(server: Server, new_page: Any) -> N
     assert [m["role"] for m in stored_chat(page)["messages"]] == ["user", "assistant"]
 
 
-def test_model_picker_lists_models_and_sends_the_choice(server: Server, new_page: Any) -> None:
+def test_model_picker_lists_models_and_sends_the_choice(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     page.wait_for_function("() => document.querySelector('#model').options[0].text !== 'Default model'")
     assert "ssehub-demo" in page.locator("#model option").all_inner_texts()
@@ -213,7 +216,7 @@ def test_model_picker_lists_models_and_sends_the_choice(server: Server, new_page
     wait_answer(page)
 
 
-def test_controls_have_accessible_names(server: Server, new_page: Any) -> None:
+def test_controls_have_accessible_names(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     ask(page, "Accessibility")
     wait_answer(page)
@@ -229,7 +232,7 @@ def test_controls_have_accessible_names(server: Server, new_page: Any) -> None:
     assert page.get_by_role("button", name="Send message").count() == 1
 
 
-def test_phone_viewport(server: Server, new_page: Any) -> None:
+def test_phone_viewport(server: ServeProcess, new_page: Any) -> None:
     page = open_page(
         new_page(viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True),
         server.url + "/",

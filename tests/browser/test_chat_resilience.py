@@ -13,7 +13,7 @@ import pytest
 
 from .support import (
     CuttingProxy,
-    Server,
+    ServeProcess,
     answer_text,
     ask,
     last_answer,
@@ -29,16 +29,16 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[ServeProcess]:
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     # ~230 tokens at 60/s: a 4 s answer; a short retry hint so the browser reconnects quickly.
-    srv = Server(log, demo_tokens_per_second=60, retry=250, chat_grace=30).start()
+    srv = ServeProcess.configured(log, demo_tokens_per_second=60, retry=250, chat_grace=30).start_blocking()
     yield srv
-    srv.stop()
+    srv.stop_blocking()
 
 
 @pytest.fixture
-def proxy(server: Server) -> Iterator[CuttingProxy]:
+def proxy(server: ServeProcess) -> Iterator[CuttingProxy]:
     p = CuttingProxy(server.port)
     yield p
     p.close()
@@ -72,7 +72,7 @@ def wait_streamed(page: Any, chars: int) -> None:
     )
 
 
-def test_reasoning_shows_while_thinking_then_collapses(server: Server, new_page: Any) -> None:
+def test_reasoning_shows_while_thinking_then_collapses(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     ask(page, "Think first")
     answer = last_answer(page)
@@ -101,7 +101,7 @@ def test_reasoning_shows_while_thinking_then_collapses(server: Server, new_page:
 
 
 def test_dropped_connections_resume_without_duplicates_or_holes(
-    server: Server, proxy: CuttingProxy, new_page: Any
+    server: ServeProcess, proxy: CuttingProxy, new_page: Any
 ) -> None:
     page = open_page(new_page(), proxy.url + "/")
     topic = start_question(page, "Survive a network blip")
@@ -131,7 +131,7 @@ def test_dropped_connections_resume_without_duplicates_or_holes(
     assert proxy.cuts == 2
 
 
-def test_reload_mid_answer_reattaches_to_the_same_generation(server: Server, new_page: Any) -> None:
+def test_reload_mid_answer_reattaches_to_the_same_generation(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     topic = start_question(page, "Reload me")
     wait_streamed(page, 60)
@@ -158,7 +158,7 @@ def test_reload_mid_answer_reattaches_to_the_same_generation(server: Server, new
     assert answer_text(page) == render_text(page, truth.content)
 
 
-def test_stop_cancels_the_generation(server: Server, new_page: Any) -> None:
+def test_stop_cancels_the_generation(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     topic = start_question(page, "Stop me")
     wait_streamed(page, 20)
@@ -180,7 +180,7 @@ def test_stop_cancels_the_generation(server: Server, new_page: Any) -> None:
     assert httpx.delete(f"{server.url}/chat/{topic.split('/', 1)[1]}").status_code == 404
 
 
-def test_escape_stops_too(server: Server, new_page: Any) -> None:
+def test_escape_stops_too(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     start_question(page, "Escape me")
     wait_streamed(page, 5)
@@ -188,7 +188,9 @@ def test_escape_stops_too(server: Server, new_page: Any) -> None:
     assert wait_answer(page) == "stopped"
 
 
-def test_grace_keeps_an_abandoned_generation_for_a_returning_page(server: Server, new_page: Any) -> None:
+def test_grace_keeps_an_abandoned_generation_for_a_returning_page(
+    server: ServeProcess, new_page: Any
+) -> None:
     """Close the tab mid-answer, open the page again later: the answer is complete."""
     page = open_page(new_page(), server.url + "/")
     topic = start_question(page, "Come back later")

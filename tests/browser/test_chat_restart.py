@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .support import Server, answer_text, ask, last_answer, open_page, wait_for
+from .support import ServeProcess, answer_text, ask, last_answer, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -69,25 +69,25 @@ def retry_works(page: Any) -> None:
 
 def test_graceful_restart_mid_answer(tmp_path: Path, chromium_path: str, new_page: Any) -> None:
     port = free_port()
-    first = Server(tmp_path / "first.log", port=port, **SETTINGS).start()
+    first = ServeProcess.configured(tmp_path / "first.log", port=port, **SETTINGS).start_blocking()
     second = None
     try:
         page = open_page(new_page(), first.url + "/")
         ask(page, "hello")
         streamed_past_the_bold_line(page)
-        first.stop()  # SIGTERM: the hub ends the generation (done: cancelled) and its streams
-        second = Server(tmp_path / "second.log", port=port, **SETTINGS).start()
+        first.stop_blocking()  # SIGTERM: the hub ends the generation (done: cancelled) and its streams
+        second = ServeProcess.configured(tmp_path / "second.log", port=port, **SETTINGS).start_blocking()
         check_lost(page)
         retry_works(page)
     finally:
-        first.stop()
+        first.stop_blocking()
         if second is not None:
-            second.stop()
+            second.stop_blocking()
 
 
 def test_crash_mid_answer(tmp_path: Path, chromium_path: str, new_page: Any) -> None:
     port = free_port()
-    first = Server(tmp_path / "first.log", port=port, **SETTINGS).start()
+    first = ServeProcess.configured(tmp_path / "first.log", port=port, **SETTINGS).start_blocking()
     second = None
     try:
         page = open_page(new_page(), first.url + "/")
@@ -99,10 +99,10 @@ def test_crash_mid_answer(tmp_path: Path, chromium_path: str, new_page: Any) -> 
                  what="the reconnecting notice")
         assert last_answer(page).get_attribute("data-status") == "streaming"
         # the new hub does not know the generation: its resume answers a gap (other-epoch)
-        second = Server(tmp_path / "second.log", port=port, **SETTINGS).start()
+        second = ServeProcess.configured(tmp_path / "second.log", port=port, **SETTINGS).start_blocking()
         check_lost(page)
         retry_works(page)
     finally:
         first.kill()
         if second is not None:
-            second.stop()
+            second.stop_blocking()

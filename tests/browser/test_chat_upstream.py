@@ -10,7 +10,7 @@ import pytest
 
 from .support import (
     FakeUpstream,
-    Server,
+    ServeProcess,
     ask,
     last_answer,
     open_page,
@@ -33,17 +33,17 @@ def fake() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, fake: FakeUpstream, chromium_path: str
-) -> Iterator[Server]:
+) -> Iterator[ServeProcess]:
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    srv = Server(
+    srv = ServeProcess.configured(
         log, llm_base_url=fake.base_url, llm_model="fake-model", llm_api_key="sk-test-not-real", chat_grace=2
-    ).start()
+    ).start_blocking()
     yield srv
-    srv.stop()
+    srv.stop_blocking()
 
 
 def test_hostile_markup_from_user_and_model_never_runs(
-    server: Server, fake: FakeUpstream, new_page: Any
+    server: ServeProcess, fake: FakeUpstream, new_page: Any
 ) -> None:
     # bypass_csp: prove that the sanitizer alone stops it (the CSP is a second wall).
     page = open_page(new_page(bypass_csp=True), server.url + "/")
@@ -89,7 +89,9 @@ def test_hostile_markup_from_user_and_model_never_runs(
     assert fake.requests[-1]["messages"][-1]["content"] == PROMPT_XSS
 
 
-def test_the_whole_conversation_is_sent_each_turn(server: Server, fake: FakeUpstream, new_page: Any) -> None:
+def test_the_whole_conversation_is_sent_each_turn(
+    server: ServeProcess, fake: FakeUpstream, new_page: Any
+) -> None:
     page = open_page(new_page(), server.url + "/")
     page.wait_for_function("() => document.querySelector('#model').options[0].text === 'fake-model'")
     ask(page, "hello one")
@@ -108,7 +110,7 @@ def test_the_whole_conversation_is_sent_each_turn(server: Server, fake: FakeUpst
     assert len(stored_chat(page)["messages"]) == 4
 
 
-def test_stop_closes_the_upstream_connection(server: Server, fake: FakeUpstream, new_page: Any) -> None:
+def test_stop_closes_the_upstream_connection(server: ServeProcess, fake: FakeUpstream, new_page: Any) -> None:
     fake.slow_disconnected.clear()
     page = open_page(new_page(), server.url + "/")
     ask(page, "slow please")
@@ -121,7 +123,9 @@ def test_stop_closes_the_upstream_connection(server: Server, fake: FakeUpstream,
     assert stored_chat(page)["messages"][-1]["finish"] == "cancelled"
 
 
-def test_upstream_error_is_shown_with_a_retry(server: Server, fake: FakeUpstream, new_page: Any) -> None:
+def test_upstream_error_is_shown_with_a_retry(
+    server: ServeProcess, fake: FakeUpstream, new_page: Any
+) -> None:
     page = open_page(new_page(), server.url + "/")
     ask(page, "fail please")
     assert wait_answer(page) == "error"
@@ -135,7 +139,7 @@ def test_upstream_error_is_shown_with_a_retry(server: Server, fake: FakeUpstream
     assert page.locator("article.msg.assistant").count() == 1  # retried in place
 
 
-def test_a_rejected_request_is_shown_clearly(server: Server, new_page: Any) -> None:
+def test_a_rejected_request_is_shown_clearly(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/")
     page.route("**/chat", lambda route: route.fulfill(status=429, json={"error": "slow down"}))
     ask(page, "too fast")

@@ -9,16 +9,17 @@ from typing import Any
 import httpx
 import pytest
 
-from .support import CuttingProxy, Server, open_page, wait_for
+from .support import CuttingProxy, ServeProcess, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve") / "serve.log", retry=250, heartbeat=0.5).start()
+def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[ServeProcess]:
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    srv = ServeProcess.configured(log, retry=250, heartbeat=0.5).start_blocking()
     yield srv
-    srv.stop()
+    srv.stop_blocking()
 
 
 def subscribe(page: Any, *topics: str, resume: str = "") -> Any:
@@ -37,7 +38,7 @@ def rows(page: Any) -> Any:
     return page.locator("#events tr:not(.note)")
 
 
-def test_published_events_arrive_live(server: Server, new_page: Any) -> None:
+def test_published_events_arrive_live(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/console")
     sub = subscribe(page, "news")
     assert sub.locator(".sub-topics").inner_text() == "news"
@@ -80,7 +81,7 @@ def test_published_events_arrive_live(server: Server, new_page: Any) -> None:
     assert page.locator("#counter").inner_text().startswith("2 received")
 
 
-def test_multi_topic_subscription_and_filters(server: Server, new_page: Any) -> None:
+def test_multi_topic_subscription_and_filters(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/console")
     subscribe(page, "alpha", "beta")
     assert page.locator("#subs .sub-topics").inner_text() == "alpha, beta"
@@ -109,7 +110,7 @@ def test_multi_topic_subscription_and_filters(server: Server, new_page: Any) -> 
     assert rows(page).count() == 0 and page.locator("#events-empty").is_visible()
 
 
-def test_gap_is_shown_distinctly(server: Server, new_page: Any) -> None:
+def test_gap_is_shown_distinctly(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/console")
     subscribe(page, "lost", resume="1-1")  # an id from another epoch: the hub must say so
     gap = page.locator("#events tr.gap")
@@ -120,16 +121,18 @@ def test_gap_is_shown_distinctly(server: Server, new_page: Any) -> None:
     assert gap.locator(".c-id").inner_text() == "—"
 
 
-def test_any_event_name_and_resume_after_a_cut(server: Server, new_page: Any) -> None:
+def test_any_event_name_and_resume_after_a_cut(server: ServeProcess, new_page: Any) -> None:
     """Events of any name show up (EventSource would need a listener per name), and a cut
     connection resumes with Last-Event-ID: nothing lost, nothing twice."""
     proxy = CuttingProxy(server.port)
     try:
         page = open_page(new_page(), proxy.url + "/console")
         subscribe(page, "feed")
-        post = lambda n: httpx.post(  # noqa: E731
-            f"{server.url}/publish", json={"topic": "feed", "data": f"n{n}", "event": f"custom-{n}"}
-        )
+
+        def post(n: int) -> httpx.Response:
+            return httpx.post(f"{server.url}/publish",
+                              json={"topic": "feed", "data": f"n{n}", "event": f"custom-{n}"})
+
         post(1)
         wait_for(lambda: rows(page).count() == 1, what="first event")
         proxy.cut()
@@ -147,7 +150,7 @@ def test_any_event_name_and_resume_after_a_cut(server: Server, new_page: Any) ->
         proxy.close()
 
 
-def test_publish_errors_are_shown(server: Server, new_page: Any) -> None:
+def test_publish_errors_are_shown(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/console")
     page.fill("#pub-topic", "news")
     page.fill("#pub-data", "{not json")

@@ -12,16 +12,16 @@ import httpx
 import pytest
 
 from ..wire.test_parse_wpt import CASES
-from .support import CuttingProxy, Server, open_page, wait_for
+from .support import CuttingProxy, ServeProcess, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve") / "serve.log", retry=200).start()
+def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[ServeProcess]:
+    srv = ServeProcess.configured(tmp_path_factory.mktemp("serve") / "serve.log", retry=200).start_blocking()
     yield srv
-    srv.stop()
+    srv.stop_blocking()
 
 
 # Runs one case under every chunking; returns what the page's parser observed per chunking.
@@ -60,7 +60,7 @@ async (cases) => {
 """
 
 
-def test_wpt_table_through_the_console_parser(server: Server, new_page: Any) -> None:
+def test_wpt_table_through_the_console_parser(server: ServeProcess, new_page: Any) -> None:
     page = open_page(new_page(), server.url + "/console")
     cases = [{"name": c.name, "bodies": [list(b) for b in c.bodies]} for c in CASES]
     observed = page.evaluate(RUN_CASES, cases)
@@ -74,7 +74,7 @@ def test_wpt_table_through_the_console_parser(server: Server, new_page: Any) -> 
         assert observed[case.name] == [expected], case.name
 
 
-def test_reconnect_resumes_from_the_opening_position(server: Server, new_page: Any) -> None:
+def test_reconnect_resumes_from_the_opening_position(server: ServeProcess, new_page: Any) -> None:
     """No event arrives before the drop: the only id the console saw is the opening's (the
     hub's position when the stream opened, from the SSEHub-Start-Id header). The reconnect
     must send it, so an event published while the console was away still arrives (and none

@@ -54,7 +54,7 @@ async def app(scope, receive, send):
 
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[str]:
-    from tests.e2e.helpers import clean_env, free_port
+    from tests.support.serve import clean_env, free_port
 
     folder: Path = tmp_path_factory.mktemp("gate")
     (folder / "gate.py").write_text(GATE)

@@ -1,6 +1,6 @@
 """Compatibility suite: ssehub's streams read by the clients people really use.
 
-One real ``ssehub serve`` per module (tests/browser/support.Server: SSEHUB_* settings, a free
+One real ``ssehub serve`` per module (tests/support/serve.ServeProcess: SSEHUB_* settings, a free
 port), with a short heartbeat so every test sees heartbeats, and a short retry so that
 EventSource reconnects quickly. The clients are the real packages: httpx-sse, sseclient-py,
 Chromium's EventSource (Playwright on /usr/bin/chromium), the OpenAI Python SDK.
@@ -15,20 +15,21 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS
+from tests.support.serve import ServeProcess
 
 HEARTBEAT = 0.1  # seconds: several heartbeats pass in any test that waits a moment
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve") / "serve.log", retry=200, heartbeat=HEARTBEAT,
-                 history_size=5).start()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    srv = ServeProcess.configured(tmp_path_factory.mktemp("serve") / "serve.log", retry=200,
+                                  heartbeat=HEARTBEAT, history_size=5).start_blocking()
     yield srv
-    srv.stop()
+    srv.stop_blocking()
 
 
-def publish(server: Server, topic: str | list[str], data: str, event: str | None = None) -> str:
+def publish(server: ServeProcess, topic: str | list[str], data: str, event: str | None = None) -> str:
     body: dict[str, Any] = {"topic": topic, "data": data}
     if event is not None:
         body["event"] = event

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.support import CuttingProxy, Server, wait_for
+from tests.browser.support import CuttingProxy, wait_for
+from tests.support.serve import ServeProcess
 
 from .conftest import HEARTBEAT, publish
 
@@ -42,7 +43,7 @@ def seen(page: Any) -> list[list[str]]:
     return result
 
 
-def test_fresh_subscribe_named_events_and_heartbeats(server: Server, page: Any) -> None:
+def test_fresh_subscribe_named_events_and_heartbeats(server: ServeProcess, page: Any) -> None:
     open_source(page, server.url, "topic=es", ("update",))
     page.wait_for_timeout(HEARTBEAT * 6 * 1000)  # heartbeats pass: none may become an event
     a = publish(server, "es", "one")
@@ -56,13 +57,13 @@ def test_fresh_subscribe_named_events_and_heartbeats(server: Server, page: Any) 
     assert page.evaluate("[window.__es.readyState, window.__errors]") == [1, 0]
 
 
-def subscribers(server: Server, topic: str) -> int:
+def subscribers(server: ServeProcess, topic: str) -> int:
     listed = httpx.get(server.url + "/topics", timeout=10).json()
     items = listed["topics"] if isinstance(listed, dict) else listed
     return next((int(t["subscribers"]) for t in items if t["topic"] == topic), 0)
 
 
-def test_reconnect_after_a_drop_resumes_exactly(server: Server, page: Any) -> None:
+def test_reconnect_after_a_drop_resumes_exactly(server: ServeProcess, page: Any) -> None:
     proxy = CuttingProxy(server.port)
     try:
         open_source(page, proxy.url, "topic=esr")
@@ -82,7 +83,7 @@ def test_reconnect_after_a_drop_resumes_exactly(server: Server, page: Any) -> No
         proxy.close()
 
 
-def test_gap_reaches_its_listener_only(server: Server, page: Any) -> None:
+def test_gap_reaches_its_listener_only(server: ServeProcess, page: Any) -> None:
     ids = [publish(server, "esg", f"e{i}") for i in range(8)]  # history_size=5
     open_source(page, server.url, f"topic=esg&last_event_id={ids[0]}", ("gap",))
     page.wait_for_function("() => window.__seen.length >= 6")
@@ -93,7 +94,7 @@ def test_gap_reaches_its_listener_only(server: Server, page: Any) -> None:
     assert events[1:] == [["message", f"e{i}", ids[i]] for i in range(3, 8)]
 
 
-def test_topic_field_is_invisible_to_eventsource(server: Server, page: Any) -> None:
+def test_topic_field_is_invisible_to_eventsource(server: ServeProcess, page: Any) -> None:
     """``topic_field=1`` adds ``topic:`` lines: not a WHATWG field, EventSource ignores them."""
     open_source(page, server.url, "topic=t1&topic=t2&topic_field=1")
     a = publish(server, ["t1", "t2"], "both")

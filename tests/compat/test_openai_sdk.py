@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.support import SSEHUB, wait_for
 from tests.e2e.helpers import clean_env
+from tests.support.serve import SSEHUB
+from tests.support.wait import wait_for
 
 openai = pytest.importorskip("openai")
 _RUNNING = re.compile(rb"Uvicorn running on https?://[^:\s]+:(\d+)")
@@ -79,7 +80,7 @@ def test_non_streaming(client: Any) -> None:
     assert done.object == "chat.completion"
     message: Any = done.choices[0].message
     assert message.role == "assistant" and message.content
-    assert message.reasoning_content  # type: ignore[attr-defined]
+    assert message.reasoning_content
     assert done.choices[0].finish_reason == "stop"
     assert done.usage is not None and done.usage.total_tokens > done.usage.prompt_tokens
 

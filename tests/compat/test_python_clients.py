@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ import sseclient
 from httpx_sse import EventSource, ServerSentEvent, SSEError, connect_sse
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from tests.browser.support import Server
+from tests.support.serve import ServeProcess
 
 from .conftest import HEARTBEAT, publish
 
@@ -57,7 +57,7 @@ def counting_sse(source: EventSource, comments: list[str]) -> Iterator[ServerSen
                 yield sse
 
 
-def test_httpx_sse_fresh_subscribe_heartbeats_and_named_events(server: Server) -> None:
+def test_httpx_sse_fresh_subscribe_heartbeats_and_named_events(server: ServeProcess) -> None:
     with httpx.Client(timeout=TIMEOUT) as client, \
             connect_sse(client, "GET", server.url + "/subscribe", params={"topic": "hx"}) as source:
         start = source.response.headers["ssehub-start-id"]
@@ -72,7 +72,7 @@ def test_httpx_sse_fresh_subscribe_heartbeats_and_named_events(server: Server) -
     assert start < a  # (same epoch: digit-aware order is plain order here)
 
 
-def test_httpx_sse_iter_sse_as_users_write_it(server: Server) -> None:
+def test_httpx_sse_iter_sse_as_users_write_it(server: ServeProcess) -> None:
     """The loop from httpx-sse's README, ``json.loads(sse.data)`` on every event: it used to
     meet an empty event first (the id-only opening block) and fail."""
     with httpx.Client(timeout=TIMEOUT) as client, \
@@ -88,7 +88,7 @@ def test_httpx_sse_iter_sse_as_users_write_it(server: Server) -> None:
     assert seen == [1, 2]
 
 
-def test_httpx_sse_resume_from_the_last_id_and_from_the_start(server: Server) -> None:
+def test_httpx_sse_resume_from_the_last_id_and_from_the_start(server: ServeProcess) -> None:
     with httpx.Client(timeout=TIMEOUT) as client:
         with connect_sse(client, "GET", server.url + "/subscribe", params={"topic": "hr"}) as source:
             start = source.response.headers["ssehub-start-id"]
@@ -106,7 +106,7 @@ def test_httpx_sse_resume_from_the_last_id_and_from_the_start(server: Server) ->
     assert summary(second) == [("message", "later", b)]
 
 
-def test_httpx_sse_gap(server: Server) -> None:
+def test_httpx_sse_gap(server: ServeProcess) -> None:
     ids = [publish(server, "hg", f"e{i}") for i in range(8)]  # history_size=5: e0…e2 evicted
     with httpx.Client(timeout=TIMEOUT) as client, \
             connect_sse(client, "GET", server.url + "/subscribe", params={"topic": "hg"},
@@ -117,23 +117,25 @@ def test_httpx_sse_gap(server: Server) -> None:
     assert summary(events[1:]) == [("message", f"e{i}", ids[i]) for i in range(3, 8)]
 
 
-def test_httpx_sse_stream_end_adds_no_event(server: Server, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_httpx_sse_stream_end_adds_no_event(server: ServeProcess,
+                                            tmp_path_factory: pytest.TempPathFactory) -> None:
     """The shutdown hint (``retry:`` with jitter) ends the stream without an empty event."""
-    own = Server(tmp_path_factory.mktemp("end") / "serve.log", heartbeat=HEARTBEAT).start()
+    own = ServeProcess.configured(tmp_path_factory.mktemp("end") / "serve.log",
+                                  heartbeat=HEARTBEAT).start_blocking()
     try:
         with httpx.Client(timeout=TIMEOUT) as client, \
                 connect_sse(client, "GET", own.url + "/subscribe", params={"topic": "end"}) as source:
             ident = publish(own, "end", "last")
             events = source.iter_sse()
             assert summary([next(events)]) == [("message", "last", ident)]
-            own.stop()  # SIGTERM: the hub ends every stream with a retry hint
+            own.stop_blocking()  # SIGTERM: the hub ends every stream with a retry hint
             rest = list(events)
         assert rest == []
     finally:
-        own.stop()
+        own.stop_blocking()
 
 
-def test_httpx_sse_refuses_nothing_ssehub_sends(server: Server) -> None:
+def test_httpx_sse_refuses_nothing_ssehub_sends(server: ServeProcess) -> None:
     """httpx-sse checks the content type: ssehub's is text/event-stream; an error is JSON."""
     with httpx.Client(timeout=TIMEOUT) as client, \
             connect_sse(client, "GET", server.url + "/subscribe") as source:
@@ -162,7 +164,7 @@ class Chunks:
         self.response.close()
 
 
-def open_sseclient(client: httpx.Client, server: Server, topic: str, last: str | None = None
+def open_sseclient(client: httpx.Client, server: ServeProcess, topic: str, last: str | None = None
                    ) -> tuple[httpx.Response, Chunks]:
     headers = {"Accept": "text/event-stream"} | ({"Last-Event-ID": last} if last else {})
     request = client.build_request("GET", server.url + "/subscribe", params={"topic": topic}, headers=headers)
@@ -171,27 +173,28 @@ def open_sseclient(client: httpx.Client, server: Server, topic: str, last: str |
     return response, Chunks(response)
 
 
-def test_sseclient_fresh_heartbeats_resume_gap(server: Server) -> None:
+def test_sseclient_fresh_heartbeats_resume_gap(server: ServeProcess) -> None:
     with httpx.Client(timeout=TIMEOUT) as client:
         response, chunks = open_sseclient(client, server, "sc")
         start = response.headers["ssehub-start-id"]
         time.sleep(HEARTBEAT * 6)
         a = publish(server, "sc", "one")
         b = publish(server, "sc", "two\nlines", event="multi")
-        events = until(sseclient.SSEClient(chunks).events(), "two\nlines")
+        events = until(sseclient.SSEClient(cast(Iterator[bytes], chunks)).events(), "two\nlines")
         response.close()
         assert chunks.heartbeats >= 2, "no heartbeat reached the client: the test proves nothing"
         assert summary(events) == [("message", "one", a), ("multi", "two\nlines", b)]
 
         c = publish(server, "sc", "missed")  # resume after the last event seen
         response, chunks = open_sseclient(client, server, "sc", last=b)
-        assert summary(until(sseclient.SSEClient(chunks).events(), "missed")) == [("message", "missed", c)]
+        events = sseclient.SSEClient(cast(Iterator[bytes], chunks)).events()
+        assert summary(until(events, "missed")) == [("message", "missed", c)]
         response.close()
 
         for i in range(6):  # history_size=5: everything after `start` is no longer retained
             publish(server, "sc", f"x{i}")
         response, chunks = open_sseclient(client, server, "sc", last=start)
-        events = until(sseclient.SSEClient(chunks).events(), "x5")
+        events = until(sseclient.SSEClient(cast(Iterator[bytes], chunks)).events(), "x5")
         response.close()
     assert events[0].event == "gap" and events[0].id is None
     assert json.loads(events[0].data)["reason"] == "evicted"

@@ -9,17 +9,18 @@ import asyncio
 import httpx
 
 from ssehub.client import Retrying, subscribe
-from tests.browser.support import CuttingProxy, Server, wait_for
+from tests.browser.support import CuttingProxy, wait_for
+from tests.support.serve import ServeProcess
 
 from .conftest import publish
 
 
-def subscribers(server: Server, topic: str) -> int:
+def subscribers(server: ServeProcess, topic: str) -> int:
     items = httpx.get(server.url + "/topics", timeout=10).json()["topics"]
     return next((int(t["subscribers"]) for t in items if t["topic"] == topic), 0)
 
 
-async def test_drop_before_the_first_event_loses_nothing(server: Server) -> None:
+async def test_drop_before_the_first_event_loses_nothing(server: ServeProcess) -> None:
     proxy = CuttingProxy(server.port)
     away: list[str] = []
 
@@ -38,6 +39,6 @@ async def test_drop_before_the_first_event_loses_nothing(server: Server) -> None
         after = publish(server, "cl", "after")
         event = await asyncio.wait_for(anext(events), 15)
         assert (event.data, event.id) == ("after", after)  # nothing twice, nothing else
-        await events.aclose()
+        await events.aclose()  # type: ignore[attr-defined]  # an async generator
     finally:
         proxy.close()

@@ -81,7 +81,7 @@ async def test_chunks_are_bounded_by_max_chunk_bytes(make_hub: MakeHub) -> None:
         sub = hub.subscribe("t", last_event_id="earliest")
         for i in range(20):
             await hub.publish("t", "x" * 30 + str(i))
-        chunks = []
+        chunks: list[bytes] = []
         while sum(c.count(b"\n\n") for c in chunks) < 20:
             chunks.append(await sub.next_chunk())
         assert all(len(c) <= 150 for c in chunks)

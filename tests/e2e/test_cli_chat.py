@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse
 from ssehub.asgi import create_app
 from ssehub.cli_llm import _Printer, _show, events_url, printable, run_chat
 from ssehub.config import Settings
-
-from .helpers import SSEHUB, ServeProcess, clean_env, start_uvicorn
+from tests.support.fixtures import Serve
+from tests.support.serve import SSEHUB, ServeProcess, clean_env
+from tests.support.uvicorn import start_uvicorn
 
 
 @pytest.fixture
@@ -61,7 +62,9 @@ def test_events_url_is_resolved_like_a_browser_does() -> None:
     assert events_url("http://h/hub", "subscribe?x=1") == "http://h/hub/subscribe?x=1"
 
 
-async def test_chat_against_a_hub_mounted_under_a_prefix(mounted) -> None:
+async def test_chat_against_a_hub_mounted_under_a_prefix(
+    mounted: tuple[str, list[tuple[str, str, int]]]
+) -> None:
     url, seen = mounted
     out, err = io.StringIO(), io.StringIO()
     code = await asyncio.wait_for(run_chat(url, "hello", out=out, err=err, tty=False), 60)
@@ -72,7 +75,9 @@ async def test_chat_against_a_hub_mounted_under_a_prefix(mounted) -> None:
 
 
 @pytest.mark.parametrize("mounted", ["block-subscribe"], indirect=True)
-async def test_an_unreadable_stream_stops_the_generation(mounted) -> None:
+async def test_an_unreadable_stream_stops_the_generation(
+    mounted: tuple[str, list[tuple[str, str, int]]]
+) -> None:
     url, seen = mounted
     out, err = io.StringIO(), io.StringIO()
     code = await asyncio.wait_for(run_chat(url, "hello", out=out, err=err, tty=False), 60)
@@ -100,7 +105,7 @@ def test_model_text_cannot_send_terminal_escapes() -> None:
         assert ("\x1b[2m" in written) is tty
 
 
-async def test_chat_into_head_exits_quietly(serve) -> None:
+async def test_chat_into_head_exits_quietly(serve: Serve) -> None:
     hub: ServeProcess = await serve("--demo-tokens-per-second", "200")
     proc = await asyncio.create_subprocess_exec(
         "bash", "-c", f'"{SSEHUB}" chat "hello" --url {hub.url} --no-reasoning | head -c 40',
@@ -110,7 +115,7 @@ async def test_chat_into_head_exits_quietly(serve) -> None:
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
 
 
-async def test_client_commands_honour_ssehub_url(serve) -> None:
+async def test_client_commands_honour_ssehub_url(serve: Serve) -> None:
     hub: ServeProcess = await serve()
     env: dict[str, Any] = clean_env(SSEHUB_URL=hub.url)
     sub = await asyncio.create_subprocess_exec(SSEHUB, "subscribe", "envt", "--last-event-id", "earliest",

@@ -18,8 +18,10 @@ from starlette.routing import Route
 import ssehub.client
 from ssehub.client import ConnectError, RemoteProtocolError, Retrying
 from ssehub.errors import ClientError, SSEHubError
-
-from .helpers import SSEHUB, ServeProcess, Stopwatch, clean_env, free_port, wait_subscribers
+from tests.support.fixtures import HubServer, Serve
+from tests.support.hub import Stopwatch, wait_subscribers
+from tests.support.serve import SSEHUB, ServeProcess, clean_env, free_port
+from tests.support.wait import wait_until
 
 
 async def run(*args: str, timeout: float = 30) -> tuple[int, str, str]:
@@ -44,7 +46,9 @@ async def test_subscribe_to_a_wrong_port_says_so_and_gives_up() -> None:
     assert "Traceback" not in err
 
 
-async def test_client_gives_up_only_before_it_ever_connected(monkeypatch, hub_server, http) -> None:
+async def test_client_gives_up_only_before_it_ever_connected(
+    monkeypatch: pytest.MonkeyPatch, hub_server: HubServer, http: httpx.AsyncClient
+) -> None:
     monkeypatch.setattr(ssehub.client, "_backoff", lambda retry_ms, failures: 0.01)
     seen: list[Retrying] = []
     # never connected: ConnectError after max_failures attempts
@@ -68,10 +72,8 @@ async def test_client_gives_up_only_before_it_ever_connected(monkeypatch, hub_se
     try:
         await wait_subscribers(http, server.url, "t", 1)
         await server.stop()
-        for _ in range(500):
-            if any(r.failures >= 4 for r in seen) or task.done():
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: any(r.failures >= 4 for r in seen) or task.done(),
+                         what="four failed reconnects (or the end of the subscription)")
         assert not task.done(), task.exception()
         assert seen[0].reason == "stream ended" and seen[0].failures == 0
         assert max(r.failures for r in seen) >= 4 and all(r.connected for r in seen)
@@ -119,7 +121,7 @@ async def test_an_oversized_line_from_the_server_is_a_remote_protocol_error() ->
     assert info.value.status == 500
 
 
-async def test_subscribe_escapes_c1_controls(serve, http) -> None:
+async def test_subscribe_escapes_c1_controls(serve: Serve, http: httpx.AsyncClient) -> None:
     hub: ServeProcess = await serve()
     pipe = subprocess.PIPE
     proc = await asyncio.create_subprocess_exec(SSEHUB, "subscribe", "esc", "--url", hub.url, stdout=pipe,
@@ -143,7 +145,7 @@ async def test_help_is_plain_text() -> None:
     assert code == 0 and "``" not in out and "SSEHUB_URL" in out
 
 
-async def test_serve_prints_where_things_are(serve) -> None:
+async def test_serve_prints_where_things_are(serve: Serve) -> None:
     hub: ServeProcess = await serve()
     watch = Stopwatch()
     while "console" not in hub.log() and watch.elapsed() < 10:
@@ -156,7 +158,7 @@ async def test_serve_prints_where_things_are(serve) -> None:
                     "real model) · broker memory://")
 
 
-async def test_banner_names_a_configured_provider(serve) -> None:
+async def test_banner_names_a_configured_provider(serve: Serve) -> None:
     env = {"SSEHUB_LLM_BASE_URL": "http://127.0.0.1:9/v1", "SSEHUB_LLM_MODEL": "some-model",
            "SSEHUB_BROKER": "memory://"}
     hub: ServeProcess = await serve(env=env)

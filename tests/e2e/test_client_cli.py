@@ -9,18 +9,24 @@ import signal
 import subprocess
 from typing import Any
 
+import httpx
 import pytest
 
 import ssehub.client
 from ssehub.client import ClientError
 from ssehub.wire import Event
-
-from .helpers import SSEHUB, ServeProcess, clean_env, gap_info, wait_subscribers, wait_until
+from tests.support.fixtures import HubServer, Serve
+from tests.support.hub import wait_subscribers
+from tests.support.serve import SSEHUB, ServeProcess, clean_env
+from tests.support.sse import gap_info
+from tests.support.wait import wait_until
 
 SHUTDOWN_RETRY = 300
 
 
-async def test_client_resumes_across_restart_and_honours_retry(serve, http, monkeypatch) -> None:
+async def test_client_resumes_across_restart_and_honours_retry(
+    serve: Serve, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the hint sent when a stream opens (5 s) is replaced by the shutdown hint (300–600 ms);
     # the client's own default is 1 s: the backoff it computes tells which one it used
     backoffs: list[tuple[int, int]] = []
@@ -63,7 +69,7 @@ async def test_client_resumes_across_restart_and_honours_retry(serve, http, monk
     assert failures == 0
 
 
-async def test_client_publish_refused_raises_client_error(hub_server) -> None:
+async def test_client_publish_refused_raises_client_error(hub_server: HubServer) -> None:
     server = await hub_server()
     with pytest.raises(ClientError) as info:
         await ssehub.client.publish(server.url, "t", "x", event="a\nb")
@@ -106,7 +112,7 @@ class CliSubscriber:
             self.proc.kill()
 
 
-async def test_cli_publish_and_subscribe(serve, http) -> None:
+async def test_cli_publish_and_subscribe(serve: Serve, http: httpx.AsyncClient) -> None:
     hub: ServeProcess = await serve()
     live = await CliSubscriber.start("cli", "cli/other", "--url", hub.url)
     try:

@@ -8,7 +8,10 @@ import subprocess
 
 import httpx
 
-from .helpers import SSEHUB, InProcServer, ServeProcess, SSEStream, clean_env, subscribe_target
+from tests.support.fixtures import HubServer, Serve
+from tests.support.serve import SSEHUB, ServeProcess, clean_env
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import InProcServer
 
 A = "https://a.example"
 B = "https://b.example"
@@ -30,7 +33,7 @@ async def stream_acao(port: int, origin: str) -> str | None:
         await stream.close()
 
 
-async def test_cors_off_by_default(hub_server, http) -> None:
+async def test_cors_off_by_default(hub_server: HubServer, http: httpx.AsyncClient) -> None:
     server: InProcServer = await hub_server()
     for origin in (A, "null", "http://127.0.0.1:1"):
         r = await http.get(server.url + "/topics", headers={"Origin": origin})
@@ -44,7 +47,7 @@ async def test_cors_off_by_default(hub_server, http) -> None:
         assert await stream_acao(server.port, origin) is None
 
 
-async def test_cors_explicit_origins_only(serve, http) -> None:
+async def test_cors_explicit_origins_only(serve: Serve, http: httpx.AsyncClient) -> None:
     hub: ServeProcess = await serve("--cors-origins", f"{A}, https://c.example")
     # preflight from an allowed origin
     r = await http.options(hub.url + "/publish", headers=preflight(A))
@@ -70,7 +73,7 @@ async def test_cors_explicit_origins_only(serve, http) -> None:
     assert ACAO not in (await http.get(hub.url + "/topics")).headers
 
 
-async def test_cors_credentials_with_explicit_origin(serve, http) -> None:
+async def test_cors_credentials_with_explicit_origin(serve: Serve, http: httpx.AsyncClient) -> None:
     hub: ServeProcess = await serve("--cors-origins", A, "--cors-credentials")
     r = await http.options(hub.url + "/subscribe", headers=preflight(A, "GET"))
     assert r.status_code == 200 and r.headers[ACAO] == A and r.headers[ACAC] == "true"
@@ -80,7 +83,7 @@ async def test_cors_credentials_with_explicit_origin(serve, http) -> None:
     assert ACAO not in r.headers
 
 
-async def test_cors_wildcard_never_reflects(serve, http) -> None:
+async def test_cors_wildcard_never_reflects(serve: Serve, http: httpx.AsyncClient) -> None:
     hub: ServeProcess = await serve("--cors-origins", "*")
     for origin in (A, B):
         r = await http.get(hub.url + "/topics", headers={"Origin": origin})
@@ -109,7 +112,7 @@ async def test_cors_wildcard_with_credentials_refuses_to_start() -> None:
     assert proc.returncode == 2, (proc.returncode, out, err)
 
 
-async def test_cors_preflight_needs_allowed_method(serve) -> None:
+async def test_cors_preflight_needs_allowed_method(serve: Serve) -> None:
     hub: ServeProcess = await serve("--cors-origins", A)
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.options(hub.url + "/publish", headers=preflight(A, "PUT"))

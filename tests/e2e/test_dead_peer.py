@@ -7,7 +7,12 @@ import asyncio
 import signal
 import sys
 
-from .helpers import ServeProcess, SSEStream, subscribe_target, subscriber_count, wait_subscribers
+import httpx
+
+from tests.support.fixtures import Serve
+from tests.support.hub import subscriber_count, wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
 
 SUBSCRIBER = r"""
 import socket, sys
@@ -25,7 +30,9 @@ while sock.recv(65536):
 """
 
 
-async def test_sigkilled_subscriber_is_dropped_while_idle(serve, http, sse_streams) -> None:
+async def test_sigkilled_subscriber_is_dropped_while_idle(
+    serve: Serve, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     # a long heartbeat and no publishes: nothing is written to the dead peer, so only the
     # disconnect listener can notice it
     # every open connection counts: three streams and the test's own HTTP client

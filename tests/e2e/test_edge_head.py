@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import resource
 import socket
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from .helpers import TIMEOUT, ServeProcess, SSEStream, subscribe_target, wait_until
+from tests.support.fixtures import Serve
+from tests.support.serve import ServeProcess, clean_env
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import TIMEOUT, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="socket limits as on Linux")
 
@@ -60,7 +62,7 @@ def status_and_json(answer: bytes) -> tuple[int, dict[str, str]]:
     return status, json.loads(body)
 
 
-async def test_oversized_request_head_is_431_and_never_buffered_whole(serve) -> None:
+async def test_oversized_request_head_is_431_and_never_buffered_whole(serve: Serve) -> None:
     hub: ServeProcess = await serve("--max-header-bytes", "8192")
     ok, _ = await raw_exchange(hub.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                                + b"X-Pad: " + b"a" * 6000 + b"\r\n\r\n")
@@ -77,7 +79,7 @@ async def test_oversized_request_head_is_431_and_never_buffered_whole(serve) -> 
     assert await healthz_status_ok(hub.port)
 
 
-async def test_unfinished_heads_time_out_with_408(serve) -> None:
+async def test_unfinished_heads_time_out_with_408(serve: Serve) -> None:
     hub: ServeProcess = await serve("--header-timeout", "0.5")
     silent = await asyncio.open_connection("127.0.0.1", hub.port)
     partial, _ = await raw_exchange(hub.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -108,7 +110,7 @@ async def publish(port: int, topic: str) -> str:
     return answer_json["id"]
 
 
-async def test_keep_alive_and_pipelining_still_work(serve) -> None:
+async def test_keep_alive_and_pipelining_still_work(serve: Serve) -> None:
     hub: ServeProcess = await serve("--max-header-bytes", "1024", "--header-timeout", "2")
     one = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"p" * 700 + b"\r\n\r\n"
     # three pipelined requests in one write, each under the limit but together over it
@@ -131,22 +133,13 @@ def _low_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (400, 600))
 
 
-async def test_connections_are_capped_below_the_open_file_limit(serve, tmp_path) -> None:
+async def test_connections_are_capped_below_the_open_file_limit(serve: Serve, tmp_path: Path) -> None:
     """The finding: 1,100 sockets that never finish their heads, with a 1,024 open-file limit,
     made /healthz fail with a reset. Here the limit is 400 soft / 600 hard."""
-    hub: ServeProcess = ServeProcess(["--host", "127.0.0.1", "--port", "0", "--log-level", "info",
-                                      "--header-timeout", "1.5"], tmp_path / "serve.log")
-    log_file = hub.log_path.open("wb")
-    hub.proc = subprocess.Popen(hub.args, stdout=log_file, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL,
-                                preexec_fn=_low_nofile)  # noqa: PLW1509 (no threads run the test)
-    log_file.close()
+    args = ["--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--header-timeout", "1.5"]
+    hub = ServeProcess(args, tmp_path / "serve.log", clean_env(), preexec_fn=_low_nofile)
     try:
-        def port() -> int:
-            m = re.search(rb"running on http://127\.0\.0\.1:(\d+)", hub.log_path.read_bytes())
-            return int(m.group(1)) if m else 0
-
-        hub.port = await wait_until(port, what="ssehub serve to listen")
+        await hub.start()
         log = hub.log()
         assert "raised the open-file limit (RLIMIT_NOFILE) from 400 to 600" in log
         assert "max_connections lowered from 100000 to 408" in log
@@ -166,7 +159,7 @@ async def test_connections_are_capped_below_the_open_file_limit(serve, tmp_path)
         # at capacity: a clear 503 (or, past the overflow, a closed socket), never a hang;
         # the server process stays alive and below its file limit
         assert await healthz_status() in (503, 0)
-        assert hub.proc.poll() is None
+        assert hub.proc is not None and hub.proc.poll() is None
         # the half-open sockets are closed by the head timeout, and the server serves again
         await wait_until(lambda: healthz_status_ok(hub.port), timeout=TIMEOUT, interval=0.2,
                          what="/healthz to answer 200 after the head timeouts")
@@ -181,7 +174,7 @@ async def healthz_status_ok(port: int) -> bool:
     return answer.startswith(b"HTTP/1.1 200")
 
 
-async def test_every_connection_counts_and_the_503_is_json(serve) -> None:
+async def test_every_connection_counts_and_the_503_is_json(serve: Serve) -> None:
     hub: ServeProcess = await serve("--max-connections", "5", "--header-timeout", "30")
     idle = [await asyncio.open_connection("127.0.0.1", hub.port) for _ in range(5)]  # half-open heads
     answer, _ = await raw_exchange(hub.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -197,7 +190,7 @@ async def test_every_connection_counts_and_the_503_is_json(serve) -> None:
         w.close()
 
 
-async def test_last_event_id_is_capped(serve) -> None:
+async def test_last_event_id_is_capped(serve: Serve) -> None:
     hub: ServeProcess = await serve()
     topics = [f"t{i}" for i in range(64)]
     for headers, query in (({"Last-Event-ID": "x" * 257}, {}), ({}, {"last_event_id": "y" * 1000})):

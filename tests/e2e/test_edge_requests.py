@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 
 from ssehub.config import Settings
-
-from .helpers import TIMEOUT, ServeProcess, SSEStream, subscribe_target, wait_until
+from tests.support.fixtures import Serve
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import TIMEOUT, wait_until
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -25,7 +27,9 @@ async def generations(http: httpx.AsyncClient, url: str) -> int:
     return int((await http.get(url + "/topics")).json()["generations"])
 
 
-async def test_dns_rebinding_host_is_refused_before_anything_happens(serve, http) -> None:
+async def test_dns_rebinding_host_is_refused_before_anything_happens(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
     hub: ServeProcess = await serve()
     evil = {"Host": f"evil.example:{hub.port}", "Origin": f"http://evil.example:{hub.port}"}
     r = await http.post(hub.url + "/publish", json={"topic": "t", "data": "x"}, headers=evil)
@@ -45,7 +49,9 @@ async def test_dns_rebinding_host_is_refused_before_anything_happens(serve, http
     assert "loopback names" in hub.log() or "serving Host names" in hub.log()
 
 
-async def test_demo_endpoint_limits_its_body_and_refuses_cross_site_posts(serve, http) -> None:
+async def test_demo_endpoint_limits_its_body_and_refuses_cross_site_posts(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
     hub: ServeProcess = await serve("--max-event-bytes", "65536")
     demo = hub.url + "/demo/v1/chat/completions"
     r = await http.post(demo, content=b"x" * 200_000, headers={"content-type": "application/json"})
@@ -64,7 +70,7 @@ async def test_demo_endpoint_limits_its_body_and_refuses_cross_site_posts(serve,
     assert r.status_code == 200  # the relay's own call still works
 
 
-async def test_batch_publish_yields_to_other_requests(serve, http) -> None:
+async def test_batch_publish_yields_to_other_requests(serve: Serve, http: httpx.AsyncClient) -> None:
     """40,000 events in one request: other requests are served while it runs (a single
     publish sent meanwhile gets an id inside the batch's range)."""
     hub: ServeProcess = await serve("--history-size", "50000", "--max-event-bytes", str(4 << 20))
@@ -86,7 +92,7 @@ async def test_batch_publish_yields_to_other_requests(serve, http) -> None:
     assert any(first < seq(s) < last for s in singles), (first, last, singles[:5])
 
 
-async def test_one_client_cannot_hold_every_generation_slot(serve, http) -> None:
+async def test_one_client_cannot_hold_every_generation_slot(serve: Serve, http: httpx.AsyncClient) -> None:
     hub: ServeProcess = await serve("--max-generations-per-client", "2")
     stall = {**CHAT, "model": "ssehub-demo+stall"}
     r = await http.post(hub.url + "/chat", json=stall)
@@ -115,7 +121,9 @@ async def test_one_client_cannot_hold_every_generation_slot(serve, http) -> None
     await wait_until(slot_free, what="the freed generation slot")
 
 
-async def test_get_chat_stream_needs_proof_it_is_not_cross_site(serve, http) -> None:
+async def test_get_chat_stream_needs_proof_it_is_not_cross_site(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
     hub: ServeProcess = await serve("--allowed-hosts", "hub.lan, localhost, 127.0.0.1")
     target = "/chat/stream?prompt=hi"
     lan = f"hub.lan:{hub.port}"
@@ -158,8 +166,9 @@ async def _paid_upstream(seen: list[dict[str, Any]], secret: str) -> tuple[async
     return server, server.sockets[0].getsockname()[1]
 
 
-async def test_models_cost_controls_and_secrets_with_a_configured_provider(serve, http, tmp_path: Path,
-                                                                           sse_streams) -> None:
+async def test_models_cost_controls_and_secrets_with_a_configured_provider(
+    serve: Serve, http: httpx.AsyncClient, tmp_path: Path, sse_streams: list[SSEStream]
+) -> None:
     secret = "azure-SECRET-key-0123456789"
     seen: list[dict[str, Any]] = []
     upstream, port = await _paid_upstream(seen, secret)
@@ -208,7 +217,9 @@ def test_settings_repr_redacts_provider_header_values() -> None:
     assert "k-SECRET-1234" not in repr(s) and "api-key" in repr(s)
 
 
-async def test_gap_is_a_reserved_event_name(serve, http, sse_streams) -> None:
+async def test_gap_is_a_reserved_event_name(
+    serve: Serve, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     hub: ServeProcess = await serve()
     stream = await SSEStream.open(hub.port, subscribe_target("news"))
     sse_streams.append(stream)

@@ -9,7 +9,10 @@ import resource
 
 import httpx
 
-from .helpers import ServeProcess, SSEStream, Stopwatch, subscribe_target
+from tests.support.fixtures import Serve
+from tests.support.hub import Stopwatch
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
 
 SUBSCRIBERS = 1000
 EVENTS = 1000
@@ -30,7 +33,7 @@ def raise_nofile(needed: int) -> None:
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= needed
 
 
-async def test_thousand_subscribers_thousand_events(serve, sse_streams) -> None:
+async def test_thousand_subscribers_thousand_events(serve: Serve, sse_streams: list[SSEStream]) -> None:
     raise_nofile(SUBSCRIBERS + 512)
     hub: ServeProcess = await serve()
     watch = Stopwatch()

@@ -9,9 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from .helpers import SSEStream, Stopwatch, clean_env, free_port, subscribe_target, wait_until
+from tests.support.fixtures import Serve
+from tests.support.hub import Stopwatch
+from tests.support.serve import clean_env, free_port
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import wait_until
 
 APP = """
 from fastapi import FastAPI
@@ -67,7 +72,9 @@ async def test_plain_uvicorn_exits_promptly_with_an_open_subscriber(tmp_path: Pa
         proc.wait()
 
 
-async def test_serve_sigterm_ends_running_generations_before_the_hub(serve, http) -> None:
+async def test_serve_sigterm_ends_running_generations_before_the_hub(
+    serve: Serve, http: httpx.AsyncClient
+) -> None:
     """The chained signal handler and `ssehub serve`'s own shutdown both close the hub: they
     must share one closing, or the second closes the hub while the first is still ending the
     generations, whose terminal `done` would then be refused."""

@@ -6,10 +6,14 @@ import re
 
 import httpx
 
-from .helpers import ServeProcess, SSEStream, subscribe_target
+from tests.support.fixtures import HubServer, Serve
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
 
 
-async def test_stream_headers_first_bytes_and_no_compression(serve, sse_streams) -> None:
+async def test_stream_headers_first_bytes_and_no_compression(
+    serve: Serve, sse_streams: list[SSEStream]
+) -> None:
     hub: ServeProcess = await serve("--retry", "1234")
     stream = await SSEStream.open(hub.port, subscribe_target("h"), {"Accept-Encoding": "gzip, deflate, br"})
     sse_streams.append(stream)
@@ -25,11 +29,12 @@ async def test_stream_headers_first_bytes_and_no_compression(serve, sse_streams)
     # starting position (also a header), as lines of a block that no blank line ends
     await stream.read_until(lambda s: s.raw.count(b"\n") >= 2, what="the opening")
     start = stream.header("ssehub-start-id")
+    assert start is not None
     assert bytes(stream.raw) == b"retry: 1234\nid: " + start.encode() + b"\n", bytes(stream.raw)
     assert stream.parser.retry == 1234
 
 
-async def test_stream_headers_via_httpx(hub_server) -> None:
+async def test_stream_headers_via_httpx(hub_server: HubServer) -> None:
     """Same guarantees seen through a regular HTTP client (which asks for gzip by default)."""
     server = await hub_server()
     async with httpx.AsyncClient(timeout=10) as client, client.stream(
@@ -44,7 +49,7 @@ async def test_stream_headers_via_httpx(hub_server) -> None:
             break
 
 
-async def test_heartbeat_comment_while_idle(serve, sse_streams) -> None:
+async def test_heartbeat_comment_while_idle(serve: Serve, sse_streams: list[SSEStream]) -> None:
     hub: ServeProcess = await serve("--heartbeat", "0.2")
     stream = await SSEStream.open(hub.port, subscribe_target("idle"))
     sse_streams.append(stream)

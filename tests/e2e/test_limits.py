@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 
-from .helpers import (
-    InProcServer,
-    ServeProcess,
-    SSEStream,
-    subscribe_target,
-    wait_subscribers,
-    wait_until,
-)
+import httpx
+
+from tests.support.fixtures import HubServer, Serve
+from tests.support.hub import wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import InProcServer
+from tests.support.wait import wait_until
 
 
 def assert_json_error(stream: SSEStream, status: int) -> str:
@@ -23,7 +23,9 @@ def assert_json_error(stream: SSEStream, status: int) -> str:
     return error
 
 
-async def test_max_connections_and_topics_per_subscription(serve, http, sse_streams) -> None:
+async def test_max_connections_and_topics_per_subscription(
+    serve: Serve, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     # every open connection counts (streams, publishers, half-sent heads): 3 streams + 1 client
     hub: ServeProcess = await serve("--max-connections", "4", "--max-topics-per-subscription", "2")
     assert (await http.get(hub.url + "/healthz")).status_code == 200  # the client's keep-alive slot
@@ -67,7 +69,7 @@ async def test_max_connections_and_topics_per_subscription(serve, http, sse_stre
     assert two.status == 200
 
 
-async def test_subscribe_request_errors(hub_server, sse_streams) -> None:
+async def test_subscribe_request_errors(hub_server: HubServer, sse_streams: list[SSEStream]) -> None:
     server: InProcServer = await hub_server(max_subscriptions_per_client=2)
     for target in ("/subscribe", "/subscribe?topic=", subscribe_target("a\x01b"),
                    subscribe_target("x" * 257), subscribe_target(["ok", "bad\x7f"])):
@@ -83,7 +85,9 @@ async def test_subscribe_request_errors(hub_server, sse_streams) -> None:
     assert_json_error(third, 429)
 
 
-async def test_max_topics_forgets_idle_topics_with_a_gap(hub_server, http, sse_streams) -> None:
+async def test_max_topics_forgets_idle_topics_with_a_gap(
+    hub_server: HubServer, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     server: InProcServer = await hub_server(max_topics=3)
     url = server.url + "/publish"
     old = [(await http.post(url, json={"topic": "t0", "data": f"old{i}"})).json()["id"] for i in range(2)]
@@ -100,7 +104,9 @@ async def test_max_topics_forgets_idle_topics_with_a_gap(hub_server, http, sse_s
     assert (await stream.next_event()).id == ident
 
 
-async def test_max_topics_never_forgets_a_topic_being_subscribed(hub_server, http, sse_streams) -> None:
+async def test_max_topics_never_forgets_a_topic_being_subscribed(
+    hub_server: HubServer, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     server: InProcServer = await hub_server(max_topics=2)
     busy = await SSEStream.open(server.port, subscribe_target("busy"))
     both = await SSEStream.open(server.port, subscribe_target(["n1", "n2"]))

@@ -4,19 +4,21 @@ does not run a mounted app's lifespan, so the hub must start lazily on first use
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
 from ssehub.asgi import create_app
 from ssehub.config import Settings
-
-from .helpers import SSEStream, start_uvicorn, subscribe_target
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import start_uvicorn
 
 
 @pytest.fixture(params=["plain", "with-http-middleware"])
-async def mounted(request) -> AsyncIterator[tuple[FastAPI, object, int]]:
+async def mounted(request: pytest.FixtureRequest) -> AsyncIterator[tuple[FastAPI, Any, int]]:
     outer = FastAPI()
     if request.param == "with-http-middleware":
         # Starlette's BaseHTTPMiddleware wraps receive() in a task group: the stream's
@@ -46,7 +48,9 @@ async def mounted(request) -> AsyncIterator[tuple[FastAPI, object, int]]:
         await task
 
 
-async def test_publish_and_subscribe_through_prefix(mounted, http, sse_streams) -> None:
+async def test_publish_and_subscribe_through_prefix(
+    mounted: tuple[FastAPI, Any, int], http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     _, hub_app, port = mounted
     base = f"http://127.0.0.1:{port}"
     assert (await http.get(base + "/")).json() == {"app": "outer"}

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from .helpers import InProcServer, SSEStream, subscribe_target
+from tests.support.fixtures import HubServer
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.uvicorn import InProcServer
 
 MAX = 1024 * 1024  # default max_event_bytes
 
@@ -49,7 +51,7 @@ BAD_JSON = [
 
 
 @pytest.fixture
-async def live(hub_server, sse_streams) -> tuple[InProcServer, SSEStream]:
+async def live(hub_server: HubServer, sse_streams: list[SSEStream]) -> tuple[InProcServer, SSEStream]:
     server = await hub_server()
     stream = await SSEStream.open(server.port, subscribe_target("t"))
     sse_streams.append(stream)
@@ -69,7 +71,9 @@ async def assert_nothing_published(server: InProcServer, stream: SSEStream, http
     assert (event.id, event.data) == (ident, "after")
 
 
-async def test_bad_json_publications_are_400_and_publish_nothing(live, http) -> None:
+async def test_bad_json_publications_are_400_and_publish_nothing(
+    live: tuple[InProcServer, SSEStream], http: httpx.AsyncClient
+) -> None:
     server, stream = live
     for body, case in BAD_JSON:
         response = await http.post(server.url + "/publish", json=body)
@@ -78,7 +82,7 @@ async def test_bad_json_publications_are_400_and_publish_nothing(live, http) -> 
         await assert_nothing_published(server, stream, http)
 
 
-async def test_other_publish_errors(live, http) -> None:
+async def test_other_publish_errors(live: tuple[InProcServer, SSEStream], http: httpx.AsyncClient) -> None:
     server, stream = live
     url = server.url + "/publish"
     as_json = {"content-type": "application/json"}
@@ -106,7 +110,9 @@ async def test_other_publish_errors(live, http) -> None:
     await assert_nothing_published(server, stream, http)
 
 
-async def test_publish_formats_and_data_encoding(live, http) -> None:
+async def test_publish_formats_and_data_encoding(
+    live: tuple[InProcServer, SSEStream], http: httpx.AsyncClient
+) -> None:
     server, stream = live
     url = server.url + "/publish"
 
@@ -143,7 +149,9 @@ async def test_publish_formats_and_data_encoding(live, http) -> None:
     assert len(set(ids)) == 5
 
 
-async def test_batch_publish_answers_ids_in_order(live, http) -> None:
+async def test_batch_publish_answers_ids_in_order(
+    live: tuple[InProcServer, SSEStream], http: httpx.AsyncClient
+) -> None:
     server, stream = live
     body = [{"topic": "t", "data": f"b{i}"} for i in range(5)]
     response = await http.post(server.url + "/publish", json=body)
@@ -153,7 +161,9 @@ async def test_batch_publish_answers_ids_in_order(live, http) -> None:
     assert [(e.id, e.data) for e in events] == [(i, f"b{n}") for n, i in enumerate(ids)]
 
 
-async def test_lone_surrogate_in_data_or_event_is_400(live, http) -> None:
+async def test_lone_surrogate_in_data_or_event_is_400(
+    live: tuple[InProcServer, SSEStream], http: httpx.AsyncClient
+) -> None:
     server, stream = live
     for body in ({"topic": "t", "data": "\ud800"}, {"topic": "t", "data": "x", "event": "\udfff"}):
         response = await http.post(server.url + "/publish", content=json.dumps(body).encode(),
@@ -162,7 +172,9 @@ async def test_lone_surrogate_in_data_or_event_is_400(live, http) -> None:
     await assert_nothing_published(server, stream, http)
 
 
-async def test_topic_with_lone_surrogate_is_rejected_and_topics_keeps_working(hub_server, http) -> None:
+async def test_topic_with_lone_surrogate_is_rejected_and_topics_keeps_working(
+    hub_server: HubServer, http: httpx.AsyncClient
+) -> None:
     server: InProcServer = await hub_server()
     body = json.dumps({"topic": "bad\ud800", "data": "x"}).encode()
     response = await http.post(server.url + "/publish", content=body,

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from ssehub.core import parse_id
-from tests.support.fixtures import redis_server  # noqa: F401
+from tests.support.fixtures import Serve, redis_server  # noqa: F401
 from tests.support.redis import RedisServer
-
-from .helpers import ServeProcess, SSEStream, gap_info, subscribe_target
-
-Serve = Callable[..., Awaitable[ServeProcess]]
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, subscribe_target
 
 
 async def publish(http: httpx.AsyncClient, base: str, topic: str | list[str], data: str) -> str:

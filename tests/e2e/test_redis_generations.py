@@ -8,19 +8,19 @@ import asyncio
 import json
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from tests.relay.conftest import RawResponse, RawUpstream, UpstreamRequest, delta, sse
-from tests.support.fixtures import redis_server  # noqa: F401
+from tests.support.fixtures import Serve, redis_server  # noqa: F401
 from tests.support.redis import RedisServer
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest, delta, sse
+from tests.support.wait import wait_until
 
-from .helpers import ServeProcess, SSEStream, subscribe_target, wait_until
-
-Serve = Callable[..., Awaitable[ServeProcess]]
 BOUND = 15.0  # seconds any awaited effect may take at most (never a timing assertion)
 
 

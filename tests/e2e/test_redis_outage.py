@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from ssehub.core import Position, parse_id
+from tests.support.fixtures import Serve
 from tests.support.redis import RedisServer
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, subscribe_target
+from tests.support.wait import wait_until
 
-from .helpers import ServeProcess, SSEStream, gap_info, subscribe_target
-
-Serve = Callable[..., Awaitable[ServeProcess]]
 PER_PROCESS = 50
 BEFORE, AFTER = 800, 800  # events published before the kill and after the restart
 RATE = 300.0  # events per second
@@ -77,10 +77,12 @@ async def test_kill_redis_under_load_then_restart(serve: Serve, http: httpx.Asyn
             assert time.monotonic() - t0 < 3.0
         assert (await http.get(procs[0].url + "/healthz")).status_code == 503
         redis.start()
-        deadline = time.monotonic() + 20
-        while (await http.get(procs[0].url + "/healthz")).status_code != 200:
-            assert time.monotonic() < deadline, "the hub did not see Redis come back"
-            await asyncio.sleep(0.1)
+
+        async def healthy() -> bool:  # every process: publishes go round robin over all three
+            statuses = [(await http.get(p.url + "/healthz")).status_code for p in procs]
+            return statuses == [200, 200, 200]
+
+        await wait_until(healthy, timeout=20, interval=0.1, what="the hubs to see Redis come back")
         restart_at = len(acked)
         await steady(http, procs, AFTER, "a", acked)
         end = (await http.post(procs[0].url + "/publish", json={"topic": "load", "data": END})).json()["id"]

@@ -6,8 +6,10 @@ from __future__ import annotations
 import httpx
 
 from ssehub.wire import Event
-
-from .helpers import InProcServer, ServeProcess, SSEStream, gap_info, subscribe_target
+from tests.support.fixtures import HubServer, Serve
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, subscribe_target
+from tests.support.uvicorn import InProcServer
 
 
 async def publish(http: httpx.AsyncClient, base: str, topic: str | list[str], data: str) -> str:
@@ -42,7 +44,9 @@ def gap_frames(stream: SSEStream) -> list[bytes]:
     return [f for f in stream.frames() if b"event: gap" in f]
 
 
-async def test_resume_with_header_query_and_precedence(hub_server, http, sse_streams) -> None:
+async def test_resume_with_header_query_and_precedence(
+    hub_server: HubServer, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     server: InProcServer = await hub_server()
     first = await open_stream(server.port, sse_streams, "r")
     before = [await publish(http, server.url, "r", f"e{i}") for i in range(3)]
@@ -75,7 +79,9 @@ async def test_resume_with_header_query_and_precedence(hub_server, http, sse_str
         assert s.pending() == []
 
 
-async def test_gap_when_history_evicted(hub_server, http, sse_streams) -> None:
+async def test_gap_when_history_evicted(
+    hub_server: HubServer, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     server: InProcServer = await hub_server(history_size=5)
     ids = [await publish(http, server.url, "ev", f"e{i}") for i in range(10)]
     retained = [(ident, f"e{i}") for i, ident in enumerate(ids)][5:]
@@ -99,7 +105,9 @@ async def test_gap_when_history_evicted(hub_server, http, sse_streams) -> None:
     assert all(e.event != "gap" for e in exact.events)
 
 
-async def test_gap_for_future_and_unknown_ids(hub_server, http, sse_streams) -> None:
+async def test_gap_for_future_and_unknown_ids(
+    hub_server: HubServer, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     server: InProcServer = await hub_server()
     ident = await publish(http, server.url, "f", "only")
     epoch, seq = ident.rsplit("-", 1)  # ARCHITECTURE.md: ids are "<epoch>-<seq>"
@@ -116,7 +124,9 @@ async def test_gap_for_future_and_unknown_ids(hub_server, http, sse_streams) -> 
     assert pairs(events[1:]) == [(ident, "only")]
 
 
-async def test_multi_topic_subscription_once_in_order_and_exact_resume(hub_server, http, sse_streams) -> None:
+async def test_multi_topic_subscription_once_in_order_and_exact_resume(
+    hub_server: HubServer, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     server: InProcServer = await hub_server()
     stream = await open_stream(server.port, sse_streams, ["a", "b"])
     sent = [
@@ -149,7 +159,9 @@ async def test_multi_topic_subscription_once_in_order_and_exact_resume(hub_serve
     assert pairs(await only_a.read_events(2)) == [missed[1], missed[2]]
 
 
-async def test_gap_other_epoch_after_restart(serve, http, sse_streams) -> None:
+async def test_gap_other_epoch_after_restart(
+    serve: Serve, http: httpx.AsyncClient, sse_streams: list[SSEStream]
+) -> None:
     """A memory hub forgets everything on restart: an id from before is answered with one gap
     per subscribed topic, then the retained events of the new run."""
     first: ServeProcess = await serve()

@@ -4,13 +4,15 @@ precedence flag > environment > file > default."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from ssehub.config import ConfigError, Settings, load_settings
-
-from .helpers import ServeProcess, SSEStream, free_port, subscribe_target
+from tests.support.fixtures import Serve
+from tests.support.serve import ServeProcess, free_port
+from tests.support.sse import SSEStream, subscribe_target
 
 FILE = """
 port = 9001
@@ -78,7 +80,7 @@ def test_flag_over_env_and_file(config_file: Path) -> None:
     ({"cors_origins": "*", "cors_credentials": True}, {}, "cors_credentials"),
     ({"colour": "red"}, {}, "colour"),
 ])
-def test_invalid_values_are_config_errors(flags, env, text) -> None:
+def test_invalid_values_are_config_errors(flags: dict[str, Any], env: dict[str, str], text: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(flags, environ=env)
     assert text in info.value.message
@@ -97,7 +99,9 @@ def test_file_errors(tmp_path: Path) -> None:
         load_settings({}, config_file=tmp_path / "missing.toml", environ={})
 
 
-async def test_serve_subprocess_precedence(serve, tmp_path: Path, sse_streams) -> None:
+async def test_serve_subprocess_precedence(
+    serve: Serve, tmp_path: Path, sse_streams: list[SSEStream]
+) -> None:
     file_port, env_port = free_port(), free_port()
     config = tmp_path / "serve.toml"
     config.write_text(f"port = {file_port}\nheartbeat = 0.25\nretry = 1111\nhistory_size = 7\n")

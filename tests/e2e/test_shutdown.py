@@ -10,22 +10,20 @@ import signal
 import httpx
 import pytest
 
-from .helpers import (
-    ServeProcess,
-    SSEStream,
-    Stopwatch,
-    stalled_subscriber,
-    subscribe_target,
-    wait_subscribers,
-    wait_until,
-)
+from tests.support.fixtures import Serve
+from tests.support.hub import Stopwatch, wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, stalled_subscriber, subscribe_target
+from tests.support.wait import wait_until
 
 STREAMS = 100
 SHUTDOWN_RETRY = 1000
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-async def test_shutdown_ends_every_stream_and_exits(serve, sse_streams, http, sig) -> None:
+async def test_shutdown_ends_every_stream_and_exits(
+    serve: Serve, sse_streams: list[SSEStream], http: httpx.AsyncClient, sig: signal.Signals
+) -> None:
     hub: ServeProcess = await serve("--shutdown-retry", str(SHUTDOWN_RETRY), "--retry", "3000")
     streams = await asyncio.gather(*(
         SSEStream.open(hub.port, subscribe_target(f"s{i % 10}")) for i in range(STREAMS)))
@@ -65,7 +63,9 @@ async def test_shutdown_ends_every_stream_and_exits(serve, sse_streams, http, si
         await http.get(hub.url + "/healthz")
 
 
-async def test_shutdown_does_not_hang_on_a_stalled_reader(serve, sse_streams, http) -> None:
+async def test_shutdown_does_not_hang_on_a_stalled_reader(
+    serve: Serve, sse_streams: list[SSEStream], http: httpx.AsyncClient
+) -> None:
     """A subscriber that stopped reading keeps the server's send() blocked; shutdown must still
     finish (every other stream ends with its hint, the process exits)."""
     hub: ServeProcess = await serve("--history-bytes", "1048576")

@@ -13,16 +13,10 @@ import httpx
 import psutil
 
 from ssehub.wire import Event
-
-from .helpers import (
-    ServeProcess,
-    SSEStream,
-    Stopwatch,
-    gap_info,
-    stalled_subscriber,
-    subscribe_target,
-    wait_subscribers,
-)
+from tests.support.fixtures import Serve
+from tests.support.hub import Stopwatch, wait_subscribers
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, gap_info, stalled_subscriber, subscribe_target
 
 TOPIC = "firehose"
 PAYLOAD = 64 * 1024
@@ -104,7 +98,9 @@ async def retained(http: httpx.AsyncClient, url: str) -> int:
     return next(int(t["retained"]) for t in topics if t["topic"] == TOPIC)
 
 
-async def test_slow_consumer_gets_gap_and_memory_stays_bounded(serve, sse_streams, http) -> None:
+async def test_slow_consumer_gets_gap_and_memory_stays_bounded(
+    serve: Serve, sse_streams: list[SSEStream], http: httpx.AsyncClient
+) -> None:
     hub: ServeProcess = await serve("--history-bytes", str(HISTORY_BYTES), "--history-size", "100000")
     target = subscribe_target(TOPIC)
     follower = Follower(await SSEStream.open(hub.port, target, keep_raw=False, store=False))
@@ -159,7 +155,9 @@ async def test_slow_consumer_gets_gap_and_memory_stays_bounded(serve, sse_stream
         quitter.close()
 
 
-async def test_disconnect_policy_closes_slow_consumer(serve, sse_streams, http) -> None:
+async def test_disconnect_policy_closes_slow_consumer(
+    serve: Serve, sse_streams: list[SSEStream], http: httpx.AsyncClient
+) -> None:
     hub: ServeProcess = await serve("--history-bytes", str(HISTORY_BYTES), "--history-size", "100000",
                                     "--slow-consumer", "disconnect", "--shutdown-retry", "700")
     target = subscribe_target(TOPIC)
@@ -188,6 +186,7 @@ async def test_disconnect_policy_closes_slow_consumer(serve, sse_streams, http) 
 
         # -- reconnecting from where it was cut: the gap comes now, then the retained tail
         last = received[-1] if received else published[0]
+        assert last is not None
         again = await SSEStream.open(hub.port, target, {"Last-Event-ID": last})
         sse_streams.append(again)
         await again.read_until(lambda s: bool(s.events) and s.events[-1].id == published[-1],
@@ -201,7 +200,9 @@ async def test_disconnect_policy_closes_slow_consumer(serve, sse_streams, http) 
         slow.close()
 
 
-async def test_disconnect_policy_frees_a_connection_that_never_reads(serve, sse_streams, http) -> None:
+async def test_disconnect_policy_frees_a_connection_that_never_reads(
+    serve: Serve, sse_streams: list[SSEStream], http: httpx.AsyncClient
+) -> None:
     """A subscriber that stopped reading for good must not keep its connection (and its slot)
     forever under the 'disconnect' policy: once it has fallen behind the retained history, the
     server drops it even though it never reads again."""

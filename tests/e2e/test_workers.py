@@ -3,28 +3,25 @@ with the memory broker it refuses with a reason; SIGTERM ends every worker's str
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import psutil
 
-from tests.support.fixtures import redis_server  # noqa: F401
+from tests.support.fixtures import Serve, redis_server  # noqa: F401
 from tests.support.redis import RedisServer
+from tests.support.serve import SSEHUB, clean_env, free_port
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.wait import wait_until
 
-from .helpers import SSEHUB, ServeProcess, SSEStream, free_port, subscribe_target, wait_until
-
-Serve = Callable[..., Awaitable[ServeProcess]]
 BOUND = 20.0
 
 
 def test_workers_with_the_memory_broker_refuse_with_a_reason(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SSEHUB_")}
-    done = subprocess.run([SSEHUB, "serve", "--workers", "2", "--port", str(free_port())], env=env,
+    done = subprocess.run([SSEHUB, "serve", "--workers", "2", "--port", str(free_port())], env=clean_env(),
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
                           check=False)
     assert done.returncode == 2

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..e2e.conftest import http, serve, sse_streams
+from tests.support.fixtures import http, serve, sse_streams
 
 __all__ = ["http", "serve", "sse_streams"]

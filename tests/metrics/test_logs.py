@@ -8,16 +8,16 @@ import json
 import logging
 import logging.config
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from ssehub.logs import JsonFormatter, RedactTokens, log_config, redact_query
+from tests.support.fixtures import Serve
+from tests.support.serve import ServeProcess
+from tests.support.wait import wait_until
 
-from ..e2e.helpers import ServeProcess, wait_until
-
-Serve = Callable[..., Awaitable[ServeProcess]]
 SECRETS = ("secret123", "secret456", "secret789", "secretABC")
 
 

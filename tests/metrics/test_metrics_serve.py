@@ -4,16 +4,18 @@ refused requests and generations (parsed with prometheus-client's own parser).""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from ..e2e.helpers import ServeProcess, SSEStream, subscribe_target, wait_until
-from ..relay.conftest import RawResponse, RawUpstream, UpstreamRequest
-from .scrape import Samples, scrape, value
+from tests.support.fixtures import Serve
+from tests.support.serve import ServeProcess
+from tests.support.sse import SSEStream, subscribe_target
+from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest
+from tests.support.wait import wait_until
 
-Serve = Callable[..., Awaitable[ServeProcess]]
+from .scrape import Samples, scrape, value
 
 
 async def scrape_until(http: httpx.AsyncClient, server: ServeProcess, check: Callable[[Samples], bool],

@@ -13,8 +13,8 @@ from ssehub.asgi import create_app
 from ssehub.config import Settings
 from ssehub.relay import ChatRequest, Provider, Upstream
 from ssehub.relay.generation import Generation, new_id
+from tests.support.upstream import RawResponse, RawUpstream, Script, UpstreamRequest, delta, sse
 
-from ..relay.conftest import RawResponse, RawUpstream, Script, UpstreamRequest, delta, sse
 from .scrape import parse, value
 from .test_metrics_access import get
 

@@ -12,8 +12,9 @@ from ssehub.asgi import create_app
 from ssehub.cli import build_parser
 from ssehub.cli_llm import DIM, RESET, run_chat
 from ssehub.config import Settings
-
-from .conftest import RawResponse, RawUpstream, UpstreamRequest, delta, serve_app, sse
+from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest, delta, sse
+from tests.support.uvicorn import serve_app
+from tests.support.wait import wait_until
 
 
 @contextlib.asynccontextmanager
@@ -61,9 +62,7 @@ async def test_ctrl_c_stops_the_generation_on_the_server() -> None:
     out, err = io.StringIO(), io.StringIO()
     async with RawUpstream(script) as up, server(llm_base_url=up.base_url, llm_model="m") as url:
         task = asyncio.get_running_loop().create_task(run_chat(url, "x", out=out, err=err, tty=False))
-        async with asyncio.timeout(5):
-            while "partial" not in out.getvalue():
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: "partial" in out.getvalue(), timeout=5, interval=0.01, what="partial")
         task.cancel()  # what asyncio.run does on the first Ctrl-C
         assert await task == 130
         await asyncio.wait_for(up.requests[0].disconnected.wait(), 1)

@@ -16,18 +16,9 @@ import pytest
 from ssehub.asgi import create_app
 from ssehub.config import Settings
 from ssehub.wire import Event
-
-from .conftest import (
-    EventReader,
-    RawResponse,
-    RawUpstream,
-    UpstreamRequest,
-    delta,
-    read_events,
-    serve_app,
-    sse,
-    terminal,
-)
+from tests.support.sse import EventReader, read_events, terminal
+from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest, delta, sse
+from tests.support.uvicorn import serve_app
 
 KEY = "sk-live-0123456789abcdefSECRET"
 OTHER_KEY = "sk-other-provider-SECRET-9876"
@@ -171,6 +162,7 @@ async def test_chat_stream_resumes_the_same_generation() -> None:
         assert [e.event for e in rest] == ["content", "done"]
         assert payloads(rest, "content") == [{"text": "c"}]
         assert len(up.requests) == 1  # no second upstream request
+        assert rest[-1].id is not None
         for resume in (rest[-1].id, f"{gid}/", "unknown/1-1", "garbage"):
             r = await client.get("/chat/stream", params={"prompt": "hi"}, headers={"last-event-id": resume})
             assert r.status_code == 204, resume

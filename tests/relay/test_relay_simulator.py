@@ -12,8 +12,7 @@ from ssehub.config import Settings
 from ssehub.relay import Out, Provider, Upstream
 from ssehub.relay.mapping import merge_texts
 from ssehub.relay.simulator import create_simulator
-
-from .conftest import serve_app
+from tests.support.uvicorn import serve_app
 
 ASK = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Explain SSE 🙂"}]
 

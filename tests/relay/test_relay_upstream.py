@@ -15,8 +15,7 @@ from ssehub.config import Settings
 from ssehub.relay import Out, Provider, Upstream
 from ssehub.relay.clients import PER_CLIENT, ClientPool
 from ssehub.relay.mapping import merge_texts
-
-from .conftest import RawResponse, RawUpstream, UpstreamRequest, delta, sse
+from tests.support.upstream import RawResponse, RawUpstream, UpstreamRequest, delta, sse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))

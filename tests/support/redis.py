@@ -14,10 +14,11 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+
+from .wait import wait_for
 
 __all__ = ["REDIS_CLI", "REDIS_SERVER", "RedisCluster", "RedisServer", "free_port", "require_redis"]
 
@@ -87,14 +88,15 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT
-        while ping(self.port) != b"+PONG":
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
                 log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {log}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} did not answer in time")
-            time.sleep(0.02)
+                raise RuntimeError(f"redis-server exited with {proc.returncode}: {log}")
+            return ping(self.port) == b"+PONG"
+
+        wait_for(ready, timeout=START_TIMEOUT, what=f"redis-server on port {self.port} to answer")
         return self
 
     def kill(self) -> None:
@@ -146,14 +148,16 @@ class RedisCluster:
         nodes = [f"127.0.0.1:{s.port}" for s in self.servers]
         subprocess.run([REDIS_CLI, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        deadline = time.monotonic() + START_TIMEOUT
-        for server in self.servers:
-            info = [REDIS_CLI, "-p", str(server.port), "cluster", "info"]
-            while b"cluster_state:ok" not in subprocess.run(info, check=False, capture_output=True,
-                                                            timeout=10).stdout:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the redis cluster did not become ready in time")
-                time.sleep(0.05)
+
+        def ok() -> bool:
+            for server in self.servers:
+                info = [REDIS_CLI, "-p", str(server.port), "cluster", "info"]
+                if b"cluster_state:ok" not in subprocess.run(info, check=False, capture_output=True,
+                                                             timeout=10).stdout:
+                    return False
+            return True
+
+        wait_for(ok, timeout=START_TIMEOUT, interval=0.05, what="the redis cluster to be ready")
         return self
 
     def stop(self) -> None:

@@ -187,8 +187,8 @@ def test_sseclient_fresh_heartbeats_resume_gap(server: ServeProcess) -> None:
 
         c = publish(server, "sc", "missed")  # resume after the last event seen
         response, chunks = open_sseclient(client, server, "sc", last=b)
-        events = sseclient.SSEClient(cast(Iterator[bytes], chunks)).events()
-        assert summary(until(events, "missed")) == [("message", "missed", c)]
+        missed = sseclient.SSEClient(cast(Iterator[bytes], chunks)).events()
+        assert summary(until(missed, "missed")) == [("message", "missed", c)]
         response.close()
 
         for i in range(6):  # history_size=5: everything after `start` is no longer retained

@@ -69,6 +69,7 @@ class RedisBroker:
         self._task: asyncio.Task[None] | None = None
         self.epoch = 0
         self.position = 0  # seq of the last feed entry applied
+        self._hole = 0  # seq of a feed entry found after a hole (not position + 1), until re-synced
         self._down_since: float | None = None
         self._closed = False
         self._inflight = False  # a publish script call is running
@@ -287,11 +288,27 @@ class RedisBroker:
                         self.position)
             self.position = first - 1 if first else seq  # continue from the oldest entry kept
             sink.reset_epoch(epoch, self.position)
+        elif first and self._hole > self.position + 1:
+            # The feed still holds position + 1 (or older): nothing after the position was
+            # trimmed, and no entry can be added below one it holds, so the missing seqs were
+            # never written to the feed (a publish script that failed midway; its publisher got
+            # an error). Nothing acknowledged is lost: skip them.
+            log.warning("the redis feed has no entries %d..%d (a publish script failed midway); "
+                        "continuing", self.position + 1, self._hole - 1)
+            self.position = self._hole - 1
+        self._hole = 0
 
     def _deliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> bool:
-        """Apply feed entries in order. False when one belongs to a newer epoch: the reader
-        then re-syncs, which restarts it from that epoch's first entry (entries of it may
-        sit below the position it was reading from)."""
+        """Apply feed entries in order. False when the reader must re-sync first:
+
+        - an entry belongs to a newer epoch: the re-sync restarts the reader from that
+          epoch's first entry (entries of it may sit below the position it was reading from);
+        - an entry is not ``position + 1`` (a hole): either the feed was trimmed past this
+          process's position while it was reading (it reads slower than publishers write;
+          XREAD then silently starts at the oldest entry kept), and the re-sync resets the
+          caches (subscribers get a ``reset`` gap), or the missing seqs were never written
+          to the feed (a script failed midway), and the re-sync skips them.
+        """
         sink = self._sink
         assert sink is not None
         apply = sink.apply
@@ -303,6 +320,9 @@ class RedisBroker:
                     return False
                 self.position = seq  # written under an epoch already left behind: not ours
                 continue
+            if seq != self.position + 1:
+                self._hole = seq
+                return False
             self.position = seq
             apply(seq, fields[b"t"].decode().split("\n"), fields[b"b"])
         return True

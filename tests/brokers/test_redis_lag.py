@@ -132,3 +132,49 @@ async def test_a_hole_left_by_a_failed_publish_script_is_skipped_without_a_reset
             assert [e.data for e in got] == ["before", "after0", "after1", "after2"]
             assert [e.id for e in got[1:]] == after
             assert hub.stats["epoch_resets"] == 0
+
+
+async def test_a_warm_of_a_topic_forgotten_meanwhile_does_not_count_its_bytes(
+        redis_server: RedisServer) -> None:
+    """max_topics=1: topic 'a' starts loading its history, then 'b' is created and 'a' is
+    forgotten before the load ends. The load must not add 'a''s bytes to retained_bytes
+    (they would never be subtracted: the count drifted upward for good)."""
+    ns = new_ns()
+    async with hub_on(redis_server.url, ns, max_topics=1) as hub:
+        for i in range(5):
+            await hub.publish("a", "x" * 1000 + str(i))
+        a = hub.topic("a")  # its warm is in flight
+        b = hub.topic("b")  # forgets 'a' (idle) at once
+        assert hub.stats["topics_forgotten"] == 1
+        await asyncio.wait_for(hub.ready(a), 10)
+        await asyncio.wait_for(hub.ready(b), 10)
+        assert hub.retained_bytes == b.log.retained_bytes == 0
+        again = hub.topic("a")  # cached again (forgets 'b'): its history loads and counts once
+        await asyncio.wait_for(hub.ready(again), 10)
+        assert again is not a and len(again.log) == 5
+        assert hub.retained_bytes == again.log.retained_bytes > 5000
+
+
+async def test_a_resume_the_feed_has_not_reached_answers_503_not_a_gap(redis_server: RedisServer) -> None:
+    """Process A's feed lags (its reader is stopped); an id handed out to process B cannot
+    be placed on A within broker_timeout: A answers BrokerUnavailable (503, try again)
+    instead of a future-id gap and a replay from the oldest event (duplicates). An id never
+    handed out still gets the future-id gap."""
+    ns = new_ns()
+    async with hub_on(redis_server.url, ns, timeout=0.3) as a, hub_on(redis_server.url, ns, timeout=0.3) as b:
+        first = await b.publish("t", "one")
+        await asyncio.wait_for(a.subscribe("t", last_event_id=first).start(), 10)  # A is caught up: fine
+        broker = a.broker
+        assert isinstance(broker, RedisBroker) and broker._task is not None
+        broker._task.cancel()  # A's feed stops: it lags behind everything published from now on
+        second = await b.publish("t", "two")
+        sub = a.subscribe("t", last_event_id=second)
+        with pytest.raises(BrokerUnavailable):
+            await asyncio.wait_for(sub.start(), 10)
+        sub.close()
+        epoch, seq = second.split("-")
+        never = f"{epoch}-{int(seq) + 1000}"
+        sub = a.subscribe("t", last_event_id=never)
+        await asyncio.wait_for(sub.start(), 10)
+        gap = await asyncio.wait_for(sub.__anext__(), 10)
+        assert gap.event == "gap" and "future-id" in gap.data

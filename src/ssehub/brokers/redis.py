@@ -34,7 +34,7 @@ from ..core.broker import History, Prepared, Sink
 from ..core.positions import Position
 from ..errors import BrokerUnavailable
 from .redis_generations import RedisGenerations
-from .redis_scripts import PUBLISH, SYNC, WARM
+from .redis_scripts import HEAD, PUBLISH, SYNC, WARM
 
 __all__ = ["FEED_MAXLEN", "RedisBroker"]
 
@@ -65,6 +65,7 @@ class RedisBroker:
         self._publish = self._client.register_script(PUBLISH)
         self._sync = self._client.register_script(SYNC)
         self._warm = self._client.register_script(WARM)
+        self._head = self._client.register_script(HEAD)
         self._sink: Sink | None = None
         self._task: asyncio.Task[None] | None = None
         self.epoch = 0
@@ -223,6 +224,10 @@ class RedisBroker:
             evicted = max(evicted, entries.pop()[0])
         entries.reverse()
         return epoch, entries, evicted
+
+    async def head(self) -> Position:
+        raw = await self._call("head", self._head(keys=self._keys[:2]))
+        return Position(int(raw[0]), int(raw[1]))
 
     async def healthy(self) -> bool:
         try:

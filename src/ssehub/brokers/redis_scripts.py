@@ -17,7 +17,7 @@ events. ``start`` lets readers skip entries older than the epoch.
 
 from __future__ import annotations
 
-__all__ = ["PUBLISH", "SYNC", "WARM"]
+__all__ = ["HEAD", "PUBLISH", "SYNC", "WARM"]
 
 # ARGV[1] known epoch, ARGV[2] highest seq the caller saw in it. KEYS[1] epoch, KEYS[2] seq.
 CHECK = """
@@ -69,6 +69,11 @@ local first = '0'
 local oldest = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
 if #oldest > 0 then first = string.match(oldest[1][1], '^(%d+)') end
 return {epoch_text, string.format('%.0f', start), string.format('%.0f', seq), first}
+"""
+
+# KEYS: epoch, seq. Returns {epoch, seq} as they are (read only: no epoch check).
+HEAD = """
+return {redis.call('HGET', KEYS[1], 'epoch') or '0', redis.call('GET', KEYS[2]) or '0'}
 """
 
 # KEYS: topic stream, epoch. ARGV: upto seq, count.

@@ -16,6 +16,10 @@ topic, a bounded cache of encoded frames and serves subscribers from it.
 ``history(topic, upto_seq, limit_events) -> (epoch, [(seq, body), …], evicted_seq)``
     The newest ``limit_events`` events of ``topic`` with seq ≤ ``upto_seq``, oldest first,
     and the highest seq of that topic no longer stored (0 if none): warms a topic's cache.
+``head() -> Position(epoch, seq)``
+    The broker's current epoch and the last seq it handed out (to any process): tells a
+    resume id this process has not applied yet (its feed lags: try again) from one that was
+    never handed out (a ``future-id`` gap).
 ``healthy()``, ``close()``; attribute ``durable`` — True when the broker stores history
 (the hub then loads a topic's history from it, and forgetting a topic costs nothing).
 
@@ -77,6 +81,8 @@ class Broker(Protocol):
 
     async def history(self, topic: str, upto_seq: int, limit_events: int) -> History: ...
 
+    async def head(self) -> Position: ...
+
     async def healthy(self) -> bool: ...
 
     async def close(self) -> None: ...
@@ -110,6 +116,9 @@ class MemoryBroker:
 
     async def history(self, topic: str, upto_seq: int, limit_events: int) -> History:
         return self.epoch, [], 0
+
+    async def head(self) -> Position:
+        return Position(self.epoch, self._seq)
 
     async def healthy(self) -> bool:
         return True

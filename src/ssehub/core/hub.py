@@ -341,6 +341,13 @@ class Hub(Bounds, Presence):
             return
         if resets != self._resets or topic.warming is None:
             return  # the history was reset meanwhile: nothing before it is valid
+        if self._topics.get(topic.name) is not topic:
+            # forgotten meanwhile (max_topics, max_retained_bytes): its log is orphaned and
+            # its bytes must not count (they would never be subtracted again)
+            warming, topic.warming = topic.warming, None
+            if not warming.done():
+                warming.set_result(None)
+            return
         if epoch != self.epoch:
             entries, evicted = [], topic.live_from  # a reset is on its way: load nothing
         before = log.retained_bytes
@@ -369,6 +376,16 @@ class Hub(Bounds, Presence):
             raise BrokerUnavailable("the broker did not answer in time") from None
 
     async def caught_up(self, seq: int) -> None:
-        """Until the feed applied ``seq`` of the current epoch (at most ``broker_timeout``)."""
+        """Until the feed applied ``seq`` of the current epoch (at most ``broker_timeout``).
+
+        Raises BrokerUnavailable ("try again") when the feed has not reached it by then but
+        the broker did hand it out (this process lags: a gap would replay what the client
+        already has); returns when it was never handed out (the caller's ``future-id`` gap).
+        """
         if seq > self.last_seq:
-            await self._wait_applied(self.epoch, seq)
+            epoch = self.epoch
+            await self._wait_applied(epoch, seq)
+            if seq > self.last_seq and self.epoch == epoch:
+                head = await self.broker.head()
+                if head.epoch == epoch and head.seq >= seq:
+                    raise BrokerUnavailable("this process has not caught up with that id yet; try again")

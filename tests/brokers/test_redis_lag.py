@@ -178,3 +178,87 @@ async def test_a_resume_the_feed_has_not_reached_answers_503_not_a_gap(redis_ser
         await asyncio.wait_for(sub.start(), 10)
         gap = await asyncio.wait_for(sub.__anext__(), 10)
         assert gap.event == "gap" and "future-id" in gap.data
+
+
+async def net_output(client: aioredis.Redis) -> int:
+    return int((await client.info("stats"))["total_net_output_bytes"])
+
+
+async def test_a_history_load_is_paged_and_bounded_in_bytes_with_an_exact_boundary() -> None:
+    """40 events of 64 KiB in a topic, history_bytes 256 KiB: a process that loads the topic
+    (``earliest``) gets the newest events that fit and Redis sends about that much — not the
+    whole topic in one call (before: ``XREVRANGE COUNT history_size+1``, 2.5 MiB). The
+    evicted boundary is exact: a resume from the newest event not loaded continues without
+    a gap, one from below it gets the gap."""
+    size = 64 * 1024
+    with RedisServer() as server:
+        ns = new_ns()
+        client = aioredis.Redis.from_url(server.url)
+        try:
+            async with hub_on(server.url, ns) as a:
+                ids = [await a.publish("big", f"{i:03d}" + "x" * size) for i in range(40)]
+                async with hub_on(server.url, ns, history_bytes=256 * 1024) as b:
+                    await asyncio.sleep(0.1)  # b's reader is idle in XREAD
+                    before = await net_output(client)
+                    sub = b.subscribe("big", last_event_id="earliest")
+                    await asyncio.wait_for(sub.start(), 10)
+                    sent = await net_output(client) - before
+                    topic = b.topic("big")
+                    kept = len(topic.log)
+                    assert 1 <= kept <= 4
+                    assert sent < 2 * 256 * 1024, f"redis sent {sent} bytes for a 256 KiB history"
+                    got = [await asyncio.wait_for(sub.__anext__(), 10) for _ in range(kept)]
+                    assert [e.id for e in got] == ids[-kept:]
+                    boundary = ids[-kept - 1]
+                    assert topic.log.evicted_seq == int(boundary.split("-")[1])
+                    exact = b.subscribe("big", last_event_id=boundary)
+                    await asyncio.wait_for(exact.start(), 10)
+                    resumed = [await asyncio.wait_for(exact.__anext__(), 10) for _ in range(kept)]
+                    assert [e.id for e in resumed] == ids[-kept:]
+                    behind = b.subscribe("big", last_event_id=ids[-kept - 2])
+                    await asyncio.wait_for(behind.start(), 10)
+                    gap = await asyncio.wait_for(behind.__anext__(), 10)
+                    assert gap.event == "gap" and "evicted" in gap.data
+        finally:
+            await client.aclose()
+
+
+BUSY = """
+local t0 = redis.call('TIME')
+local start = tonumber(t0[1]) + tonumber(t0[2]) / 1e6
+repeat
+  local t = redis.call('TIME')
+until tonumber(t[1]) + tonumber(t[2]) / 1e6 - start >= tonumber(ARGV[1])
+return 1
+"""
+
+
+async def test_a_history_load_that_times_out_is_not_a_broker_outage(redis_server: RedisServer) -> None:
+    """Redis is busy (another client's script holds its one thread for 1 s) while a
+    subscriber's history load runs with broker_timeout 0.3 s: the subscriber gets
+    BrokerUnavailable (503, try again), but the broker is not marked down (no outage
+    counted, publishes not refused), and the next try works. (The feed reader is blocked in
+    a fresh ``XREAD BLOCK 1000`` meanwhile — the publish just woke it — which Redis answers
+    after the busy script, within the reader's own deadline of 1.3 s.)"""
+    ns = new_ns()
+    async with hub_on(redis_server.url, ns, timeout=0.3) as hub:
+        other = aioredis.Redis.from_url(redis_server.url)
+        try:
+            await other.ping()
+            await hub.publish("h", "one")
+            busy = asyncio.create_task(other.eval(BUSY, 0, 1.0))
+            await asyncio.sleep(0.1)  # the busy script runs
+            sub = hub.subscribe("h", last_event_id="earliest")
+            with pytest.raises(BrokerUnavailable) as info:
+                await sub.start()
+            assert hub.stats["broker_outages"] == 0 and hub.stats["broker_up"] == 1
+            assert "TimeoutError" in str(info.value)  # the reason, not an empty message
+            with pytest.raises(BrokerUnavailable):  # the broker's own deadline, not the hub's
+                await hub.broker.history("h", hub.last_seq, 10)
+            assert hub.stats["broker_outages"] == 0 and hub.stats["broker_up"] == 1
+            await busy
+        finally:
+            await other.aclose()
+        assert hub.stats["broker_outages"] == 0
+        await asyncio.wait_for(sub.start(), 10)
+        assert (await asyncio.wait_for(sub.__anext__(), 10)).data == "one"

@@ -29,6 +29,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.broker import History, Prepared, Sink
 from ..core.positions import Position
@@ -46,6 +47,17 @@ FEED_MAXLEN = 100_000
 BLOCK_MS = 1000  # one XREAD waits at most this long; an idle reader re-checks the epoch then
 BACKOFF = (0.05, 2.0)  # reconnect delays: first, cap (doubling in between)
 FAILURES = (RedisError, OSError, TimeoutError, BrokerUnavailable)
+TIMEOUTS = (TimeoutError, RedisTimeoutError)  # asyncio.wait_for's and the socket's
+#: a history load: entries in its first page, at most per page, and the bytes a page aims at
+FIRST_PAGE = 4
+MAX_PAGE = 1000
+PAGE_BYTES = 256 * 1024
+
+
+def reason(exc: BaseException) -> str:
+    """``exc`` for a log line or an error body: its message, or its type when it has none
+    (a TimeoutError's message is empty)."""
+    return str(exc) or type(exc).__name__
 
 
 class RedisBroker:
@@ -97,7 +109,7 @@ class RedisBroker:
                                 lease=lease, timeout=self.timeout, ttl=ttl)
 
     # -- calls with a deadline --------------------------------------------------------
-    async def _call(self, what: str, coro: Any) -> Any:
+    async def _call(self, what: str, coro: Any, *, outage_on_timeout: bool = True) -> Any:
         sink = self._sink
         if self._closed:
             coro.close()
@@ -106,8 +118,9 @@ class RedisBroker:
         try:
             result = await asyncio.wait_for(coro, self.timeout)
         except FAILURES as exc:
-            self._mark_down(exc)
-            raise BrokerUnavailable(f"the broker is unavailable ({what})") from None
+            if outage_on_timeout or not isinstance(exc, TIMEOUTS):
+                self._mark_down(exc)
+            raise BrokerUnavailable(f"the broker is unavailable ({what}: {type(exc).__name__})") from None
         if sink is not None:
             stats = getattr(sink, "stats", None)
             if stats is not None:
@@ -121,7 +134,7 @@ class RedisBroker:
         if self._down_since is None and not self._closed:
             self._down_since = time.monotonic()
             log.warning("redis broker unreachable at %s (%s: %s); publishes answer 503 until it is back",
-                        self._where, type(exc).__name__, exc)
+                        self._where, type(exc).__name__, reason(exc))
             if self._sink is not None:
                 self._sink.broker_down()
 
@@ -209,19 +222,49 @@ class RedisBroker:
         raw = await self._call("publish", self._publish(keys=keys, args=args))
         return int(raw[0]), [int(s) for s in raw[1:]]
 
-    async def history(self, topic: str, upto_seq: int, limit_events: int) -> History:
-        raw = await self._call("history", self._warm(keys=[self.topic_key(topic), self._keys[0]],
-                                                     args=[upto_seq, limit_events + 1]))
-        epoch, start, deleted = int(raw[0]), int(raw[1]), int(raw[2])
-        evicted = max(start, deleted)
-        entries: list[tuple[int, bytes]] = []
-        for entry_id, fields in raw[3]:
-            seq = int(entry_id.split(b"-", 1)[0])
-            if seq <= start:  # from an older epoch: not part of this history
-                break
-            entries.append((seq, fields[1]))
-        if len(entries) > limit_events:
-            evicted = max(evicted, entries.pop()[0])
+    async def history(self, topic: str, upto_seq: int, limit_events: int,
+                      limit_bytes: int | None = None) -> History:
+        """The newest events of ``topic`` up to ``upto_seq``: at most ``limit_events`` and, but
+        for the newest one, at most ``limit_bytes`` of bodies. Loaded in pages (``WARM``, a few
+        entries per call, sized from the entries seen so far to about ``PAGE_BYTES``), so no
+        call makes Redis's one thread scan a big topic. The evicted boundary stays exact: a
+        load stops on the first entry that does not fit, and that entry's seq is the boundary.
+
+        A timeout here is not an outage (a big page on a busy Redis is slow, not down): the
+        call raises BrokerUnavailable (the subscriber gets 503, try again) without marking
+        the broker down; the feed reader and the publishes detect real outages."""
+        budget = limit_bytes if limit_bytes is not None else 1 << 62
+        key, epoch_key = self.topic_key(topic), self._keys[0]
+        top = b"%d-0" % upto_seq
+        count = min(limit_events + 1, FIRST_PAGE)
+        entries: list[tuple[int, bytes]] = []  # newest first
+        size = 0
+        while True:
+            raw = await self._call("history", self._warm(keys=[key, epoch_key], args=[top, count]),
+                                   outage_on_timeout=False)
+            epoch, start = int(raw[0]), int(raw[1])
+            page = raw[4]
+            for entry_id, fields in page:
+                seq = int(entry_id.split(b"-", 1)[0])
+                body = fields[1]
+                if seq <= start:  # from an older epoch: not part of this history
+                    return self._oldest_first(epoch, entries, start)
+                if len(entries) >= limit_events or (entries and size + len(body) > budget):
+                    return self._oldest_first(epoch, entries, max(start, seq))  # does not fit
+                entries.append((seq, body))
+                size += len(body)
+            if len(page) < count:  # the stream's oldest end: what was removed below it?
+                trimmed, deleted = int(raw[2]), int(raw[3])
+                if entries:  # trimmed meanwhile above what was loaded: nothing is missing below
+                    trimmed = min(trimmed, entries[-1][0] - 1)
+                return self._oldest_first(epoch, entries, max(start, trimmed, deleted))
+            top = b"(" + page[-1][0]
+            average = max(1, size // len(entries))
+            count = max(1, min(MAX_PAGE, PAGE_BYTES // average, (budget - size) // average + 1,
+                               limit_events - len(entries) + 1))
+
+    @staticmethod
+    def _oldest_first(epoch: int, entries: list[tuple[int, bytes]], evicted: int) -> History:
         entries.reverse()
         return epoch, entries, evicted
 

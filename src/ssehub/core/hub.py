@@ -332,10 +332,11 @@ class Hub(Bounds, Presence):
         log = topic.log
         try:
             epoch, entries, evicted = await asyncio.wait_for(
-                self.broker.history(topic.name, topic.live_from, log.max_events), self.limits.broker_timeout)
+                self.broker.history(topic.name, topic.live_from, log.max_events, log.max_bytes),
+                self.limits.broker_timeout)
         except (BrokerUnavailable, TimeoutError, OSError) as exc:
             if topic.warming is not None and not topic.warming.done():
-                why = f"cannot load the history of {topic.name!r}: {exc}"
+                why = f"cannot load the history of {topic.name!r}: {str(exc) or type(exc).__name__}"
                 topic.warming.set_exception(BrokerUnavailable(why))
                 topic.warming.exception()  # retrieved: a waiting subscription re-raises its own
             return

@@ -262,3 +262,4 @@ async def test_a_history_load_that_times_out_is_not_a_broker_outage(redis_server
         assert hub.stats["broker_outages"] == 0
         await asyncio.wait_for(sub.start(), 10)
         assert (await asyncio.wait_for(sub.__anext__(), 10)).data == "one"
+

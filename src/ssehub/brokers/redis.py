@@ -7,11 +7,15 @@ processes on one Redis (or Redis Cluster) namespace behave as one hub.
 - The feed reader (one task per process) loops ``XREAD BLOCK`` on the feed from the last id
   it applied and hands each event to the hub in seq order: an event crosses from Redis to a
   process once, however many subscribers it has there.
-- ``history``: the tail of one topic's stream, to warm the hub's cache of that topic.
+- ``history``: the tail of one topic's stream, to warm the hub's cache of that topic, loaded
+  in small pages up to the cache's byte bound (never one call scanning a big topic).
 - Outages: every call is bounded by ``timeout`` (socket timeouts and ``asyncio.wait_for``);
   one log line when Redis stops answering and one when it is back (with the outage's
   duration); the reader reconnects with capped exponential backoff, re-checks the epoch
-  (``SYNC``) and resumes from its last id, so nothing acknowledged is skipped.
+  (``SYNC``) and resumes from its last id. It applies feed entries only in seq order: an
+  entry that is not ``position + 1`` (the feed was trimmed past a process reading slower
+  than the publishers write) makes it re-sync, and the hub resets its caches (subscribers
+  get a ``reset`` gap) — never a silent hole.
 """
 
 from __future__ import annotations
@@ -279,12 +283,15 @@ class RedisBroker:
             return False
 
     async def close(self) -> None:
+        """Stop the feed reader and the group call in flight (its publishers get
+        BrokerUnavailable), then close the connections."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        for task in (self._task, self._group):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = None
         for client in (self._client, self._reader):
             try:
                 await client.aclose()

@@ -54,7 +54,7 @@ FAILURES = (RedisError, OSError, TimeoutError, BrokerUnavailable)
 TIMEOUTS = (TimeoutError, RedisTimeoutError)  # asyncio.wait_for's and the socket's
 #: a history load: entries in its first page, at most per page, and the bytes a page aims at
 FIRST_PAGE = 4
-MAX_PAGE = 1000
+MAX_PAGE = 4096
 PAGE_BYTES = 256 * 1024
 
 

@@ -7,11 +7,15 @@ processes on one Redis (or Redis Cluster) namespace behave as one hub.
 - The feed reader (one task per process) loops ``XREAD BLOCK`` on the feed from the last id
   it applied and hands each event to the hub in seq order: an event crosses from Redis to a
   process once, however many subscribers it has there.
-- ``history``: the tail of one topic's stream, to warm the hub's cache of that topic.
+- ``history``: the tail of one topic's stream, to warm the hub's cache of that topic, loaded
+  in small pages up to the cache's byte bound (never one call scanning a big topic).
 - Outages: every call is bounded by ``timeout`` (socket timeouts and ``asyncio.wait_for``);
   one log line when Redis stops answering and one when it is back (with the outage's
   duration); the reader reconnects with capped exponential backoff, re-checks the epoch
-  (``SYNC``) and resumes from its last id, so nothing acknowledged is skipped.
+  (``SYNC``) and resumes from its last id. It applies feed entries only in seq order: an
+  entry that is not ``position + 1`` (the feed was trimmed past a process reading slower
+  than the publishers write) makes it re-sync, and the hub resets its caches (subscribers
+  get a ``reset`` gap) — never a silent hole.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.broker import History, Prepared, Sink
 from ..core.positions import Position
 from ..errors import BrokerUnavailable
 from .redis_generations import RedisGenerations
-from .redis_scripts import PUBLISH, SYNC, WARM
+from .redis_scripts import HEAD, PUBLISH, SYNC, WARM
 
 __all__ = ["FEED_MAXLEN", "RedisBroker"]
 
@@ -46,6 +51,17 @@ FEED_MAXLEN = 100_000
 BLOCK_MS = 1000  # one XREAD waits at most this long; an idle reader re-checks the epoch then
 BACKOFF = (0.05, 2.0)  # reconnect delays: first, cap (doubling in between)
 FAILURES = (RedisError, OSError, TimeoutError, BrokerUnavailable)
+TIMEOUTS = (TimeoutError, RedisTimeoutError)  # asyncio.wait_for's and the socket's
+#: a history load: entries in its first page, at most per page, and the bytes a page aims at
+FIRST_PAGE = 4
+MAX_PAGE = 4096
+PAGE_BYTES = 256 * 1024
+
+
+def reason(exc: BaseException) -> str:
+    """``exc`` for a log line or an error body: its message, or its type when it has none
+    (a TimeoutError's message is empty)."""
+    return str(exc) or type(exc).__name__
 
 
 class RedisBroker:
@@ -65,10 +81,12 @@ class RedisBroker:
         self._publish = self._client.register_script(PUBLISH)
         self._sync = self._client.register_script(SYNC)
         self._warm = self._client.register_script(WARM)
+        self._head = self._client.register_script(HEAD)
         self._sink: Sink | None = None
         self._task: asyncio.Task[None] | None = None
         self.epoch = 0
         self.position = 0  # seq of the last feed entry applied
+        self._hole = 0  # seq of a feed entry found after a hole (not position + 1), until re-synced
         self._down_since: float | None = None
         self._closed = False
         self._inflight = False  # a publish script call is running
@@ -95,7 +113,7 @@ class RedisBroker:
                                 lease=lease, timeout=self.timeout, ttl=ttl)
 
     # -- calls with a deadline --------------------------------------------------------
-    async def _call(self, what: str, coro: Any) -> Any:
+    async def _call(self, what: str, coro: Any, *, outage_on_timeout: bool = True) -> Any:
         sink = self._sink
         if self._closed:
             coro.close()
@@ -104,8 +122,9 @@ class RedisBroker:
         try:
             result = await asyncio.wait_for(coro, self.timeout)
         except FAILURES as exc:
-            self._mark_down(exc)
-            raise BrokerUnavailable(f"the broker is unavailable ({what})") from None
+            if outage_on_timeout or not isinstance(exc, TIMEOUTS):
+                self._mark_down(exc)
+            raise BrokerUnavailable(f"the broker is unavailable ({what}: {type(exc).__name__})") from None
         if sink is not None:
             stats = getattr(sink, "stats", None)
             if stats is not None:
@@ -119,7 +138,7 @@ class RedisBroker:
         if self._down_since is None and not self._closed:
             self._down_since = time.monotonic()
             log.warning("redis broker unreachable at %s (%s: %s); publishes answer 503 until it is back",
-                        self._where, type(exc).__name__, exc)
+                        self._where, type(exc).__name__, reason(exc))
             if self._sink is not None:
                 self._sink.broker_down()
 
@@ -207,21 +226,55 @@ class RedisBroker:
         raw = await self._call("publish", self._publish(keys=keys, args=args))
         return int(raw[0]), [int(s) for s in raw[1:]]
 
-    async def history(self, topic: str, upto_seq: int, limit_events: int) -> History:
-        raw = await self._call("history", self._warm(keys=[self.topic_key(topic), self._keys[0]],
-                                                     args=[upto_seq, limit_events + 1]))
-        epoch, start, deleted = int(raw[0]), int(raw[1]), int(raw[2])
-        evicted = max(start, deleted)
-        entries: list[tuple[int, bytes]] = []
-        for entry_id, fields in raw[3]:
-            seq = int(entry_id.split(b"-", 1)[0])
-            if seq <= start:  # from an older epoch: not part of this history
-                break
-            entries.append((seq, fields[1]))
-        if len(entries) > limit_events:
-            evicted = max(evicted, entries.pop()[0])
+    async def history(self, topic: str, upto_seq: int, limit_events: int,
+                      limit_bytes: int | None = None) -> History:
+        """The newest events of ``topic`` up to ``upto_seq``: at most ``limit_events`` and, but
+        for the newest one, at most ``limit_bytes`` of bodies. Loaded in pages (``WARM``, a few
+        entries per call, sized from the entries seen so far to about ``PAGE_BYTES``), so no
+        call makes Redis's one thread scan a big topic. The evicted boundary stays exact: a
+        load stops on the first entry that does not fit, and that entry's seq is the boundary.
+
+        A timeout here is not an outage (a big page on a busy Redis is slow, not down): the
+        call raises BrokerUnavailable (the subscriber gets 503, try again) without marking
+        the broker down; the feed reader and the publishes detect real outages."""
+        budget = limit_bytes if limit_bytes is not None else 1 << 62
+        key, epoch_key = self.topic_key(topic), self._keys[0]
+        top = b"%d-0" % upto_seq
+        count = min(limit_events + 1, FIRST_PAGE)
+        entries: list[tuple[int, bytes]] = []  # newest first
+        size = 0
+        while True:
+            raw = await self._call("history", self._warm(keys=[key, epoch_key], args=[top, count]),
+                                   outage_on_timeout=False)
+            epoch, start = int(raw[0]), int(raw[1])
+            page = raw[4]
+            for entry_id, fields in page:
+                seq = int(entry_id.split(b"-", 1)[0])
+                body = fields[1]
+                if seq <= start:  # from an older epoch: not part of this history
+                    return self._oldest_first(epoch, entries, start)
+                if len(entries) >= limit_events or (entries and size + len(body) > budget):
+                    return self._oldest_first(epoch, entries, max(start, seq))  # does not fit
+                entries.append((seq, body))
+                size += len(body)
+            if len(page) < count:  # the stream's oldest end: what was removed below it?
+                trimmed, deleted = int(raw[2]), int(raw[3])
+                if entries:  # trimmed meanwhile above what was loaded: nothing is missing below
+                    trimmed = min(trimmed, entries[-1][0] - 1)
+                return self._oldest_first(epoch, entries, max(start, trimmed, deleted))
+            top = b"(" + page[-1][0]
+            average = max(1, size // len(entries))
+            count = max(1, min(MAX_PAGE, PAGE_BYTES // average, (budget - size) // average + 1,
+                               limit_events - len(entries) + 1))
+
+    @staticmethod
+    def _oldest_first(epoch: int, entries: list[tuple[int, bytes]], evicted: int) -> History:
         entries.reverse()
         return epoch, entries, evicted
+
+    async def head(self) -> Position:
+        raw = await self._call("head", self._head(keys=self._keys[:2]))
+        return Position(int(raw[0]), int(raw[1]))
 
     async def healthy(self) -> bool:
         try:
@@ -230,12 +283,15 @@ class RedisBroker:
             return False
 
     async def close(self) -> None:
+        """Stop the feed reader and the group call in flight (its publishers get
+        BrokerUnavailable), then close the connections."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        for task in (self._task, self._group):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = None
         for client in (self._client, self._reader):
             try:
                 await client.aclose()
@@ -287,11 +343,27 @@ class RedisBroker:
                         self.position)
             self.position = first - 1 if first else seq  # continue from the oldest entry kept
             sink.reset_epoch(epoch, self.position)
+        elif first and self._hole > self.position + 1:
+            # The feed still holds position + 1 (or older): nothing after the position was
+            # trimmed, and no entry can be added below one it holds, so the missing seqs were
+            # never written to the feed (a publish script that failed midway; its publisher got
+            # an error). Nothing acknowledged is lost: skip them.
+            log.warning("the redis feed has no entries %d..%d (a publish script failed midway); "
+                        "continuing", self.position + 1, self._hole - 1)
+            self.position = self._hole - 1
+        self._hole = 0
 
     def _deliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> bool:
-        """Apply feed entries in order. False when one belongs to a newer epoch: the reader
-        then re-syncs, which restarts it from that epoch's first entry (entries of it may
-        sit below the position it was reading from)."""
+        """Apply feed entries in order. False when the reader must re-sync first:
+
+        - an entry belongs to a newer epoch: the re-sync restarts the reader from that
+          epoch's first entry (entries of it may sit below the position it was reading from);
+        - an entry is not ``position + 1`` (a hole): either the feed was trimmed past this
+          process's position while it was reading (it reads slower than publishers write;
+          XREAD then silently starts at the oldest entry kept), and the re-sync resets the
+          caches (subscribers get a ``reset`` gap), or the missing seqs were never written
+          to the feed (a script failed midway), and the re-sync skips them.
+        """
         sink = self._sink
         assert sink is not None
         apply = sink.apply
@@ -303,6 +375,9 @@ class RedisBroker:
                     return False
                 self.position = seq  # written under an epoch already left behind: not ours
                 continue
+            if seq != self.position + 1:
+                self._hole = seq
+                return False
             self.position = seq
             apply(seq, fields[b"t"].decode().split("\n"), fields[b"b"])
         return True

@@ -17,7 +17,7 @@ events. ``start`` lets readers skip entries older than the epoch.
 
 from __future__ import annotations
 
-__all__ = ["PUBLISH", "SYNC", "WARM"]
+__all__ = ["HEAD", "PUBLISH", "SYNC", "WARM"]
 
 # ARGV[1] known epoch, ARGV[2] highest seq the caller saw in it. KEYS[1] epoch, KEYS[2] seq.
 CHECK = """
@@ -71,23 +71,34 @@ if #oldest > 0 then first = string.match(oldest[1][1], '^(%d+)') end
 return {epoch_text, string.format('%.0f', start), string.format('%.0f', seq), first}
 """
 
-# KEYS: topic stream, epoch. ARGV: upto seq, count.
-# Returns {epoch, start, a seq below which entries may have been trimmed (0: none ever were),
-# entries newest first}. Trimming does not record what it removed (max-deleted-entry-id only
-# follows XDEL), so when entries were removed the bound is the oldest kept seq - 1.
+# KEYS: epoch, seq. Returns {epoch, seq} as they are (read only: no epoch check).
+HEAD = """
+return {redis.call('HGET', KEYS[1], 'epoch') or '0', redis.call('GET', KEYS[2]) or '0'}
+"""
+
+# KEYS: topic stream, epoch. ARGV: the newest id to return (``<seq>-0``, or ``(<seq>-0`` for
+# "below it"), count. One page of a history load (``RedisBroker.history`` calls it with a small
+# count, page after page, until the byte or event bound: no single call scans a whole big topic).
+# Returns {epoch, start, trimmed, deleted, entries newest first}. ``trimmed`` and ``deleted`` are
+# computed only when the page is short (the stream's oldest end was reached; else '-1'):
+# ``trimmed`` is a seq below which entries may have been removed by MAXLEN (0: none ever were;
+# trimming does not record what it removed, so it is the oldest kept seq - 1), ``deleted`` the
+# stream's max-deleted-entry-id (XDEL).
 WARM = """
-local entries = redis.call('XREVRANGE', KEYS[1], ARGV[1] .. '-0', '-', 'COUNT', ARGV[2])
-local trimmed = 0
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  local f = {}
-  for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
-  if tonumber(f['entries-added']) > tonumber(f['length']) and f['first-entry'] then
-    trimmed = tonumber(string.match(f['first-entry'][1], '^(%d+)')) - 1
+local entries = redis.call('XREVRANGE', KEYS[1], ARGV[1], '-', 'COUNT', ARGV[2])
+local trimmed, deleted = '-1', '-1'
+if #entries < tonumber(ARGV[2]) then
+  trimmed, deleted = '0', '0'
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[1])
+    local f = {}
+    for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+    if tonumber(f['entries-added']) > tonumber(f['length']) and f['first-entry'] then
+      trimmed = string.format('%.0f', tonumber(string.match(f['first-entry'][1], '^(%d+)')) - 1)
+    end
+    deleted = string.match(f['max-deleted-entry-id'] or '0', '^(%d+)')
   end
-  local deleted = tonumber(string.match(f['max-deleted-entry-id'] or '0', '^(%d+)'))
-  if deleted > trimmed then trimmed = deleted end
 end
 local ep = redis.call('HMGET', KEYS[2], 'epoch', 'start')
-return {ep[1] or '0', ep[2] or '0', string.format('%.0f', trimmed), entries}
+return {ep[1] or '0', ep[2] or '0', trimmed, deleted, entries}
 """

@@ -13,9 +13,15 @@ topic, a bounded cache of encoded frames and serves subscribers from it.
     The epoch is returned with the seqs because an append can be the one that starts a new
     epoch (Redis found to have lost history). The memory broker calls ``sink.apply`` for
     each event before it returns; a shared broker delivers through its feed, later.
-``history(topic, upto_seq, limit_events) -> (epoch, [(seq, body), …], evicted_seq)``
-    The newest ``limit_events`` events of ``topic`` with seq ≤ ``upto_seq``, oldest first,
-    and the highest seq of that topic no longer stored (0 if none): warms a topic's cache.
+``history(topic, upto_seq, limit_events, limit_bytes) -> (epoch, [(seq, body), …], evicted_seq)``
+    The newest events of ``topic`` with seq ≤ ``upto_seq``, oldest first — at most
+    ``limit_events``, and at most ``limit_bytes`` of bodies but for the newest one (None: no
+    byte bound) — and the highest seq of that topic not returned (0 if none): warms a
+    topic's cache.
+``head() -> Position(epoch, seq)``
+    The broker's current epoch and the last seq it handed out (to any process): tells a
+    resume id this process has not applied yet (its feed lags: try again) from one that was
+    never handed out (a ``future-id`` gap).
 ``healthy()``, ``close()``; attribute ``durable`` — True when the broker stores history
 (the hub then loads a topic's history from it, and forgetting a topic costs nothing).
 
@@ -75,7 +81,10 @@ class Broker(Protocol):
 
     async def append(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]: ...
 
-    async def history(self, topic: str, upto_seq: int, limit_events: int) -> History: ...
+    async def history(self, topic: str, upto_seq: int, limit_events: int,
+                      limit_bytes: int | None = None) -> History: ...
+
+    async def head(self) -> Position: ...
 
     async def healthy(self) -> bool: ...
 
@@ -108,8 +117,12 @@ class MemoryBroker:
             seqs.append(self._seq)
         return self.epoch, seqs
 
-    async def history(self, topic: str, upto_seq: int, limit_events: int) -> History:
+    async def history(self, topic: str, upto_seq: int, limit_events: int,
+                      limit_bytes: int | None = None) -> History:
         return self.epoch, [], 0
+
+    async def head(self) -> Position:
+        return Position(self.epoch, self._seq)
 
     async def healthy(self) -> bool:
         return True

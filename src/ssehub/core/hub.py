@@ -332,15 +332,23 @@ class Hub(Bounds, Presence):
         log = topic.log
         try:
             epoch, entries, evicted = await asyncio.wait_for(
-                self.broker.history(topic.name, topic.live_from, log.max_events), self.limits.broker_timeout)
+                self.broker.history(topic.name, topic.live_from, log.max_events, log.max_bytes),
+                self.limits.broker_timeout)
         except (BrokerUnavailable, TimeoutError, OSError) as exc:
             if topic.warming is not None and not topic.warming.done():
-                why = f"cannot load the history of {topic.name!r}: {exc}"
+                why = f"cannot load the history of {topic.name!r}: {str(exc) or type(exc).__name__}"
                 topic.warming.set_exception(BrokerUnavailable(why))
                 topic.warming.exception()  # retrieved: a waiting subscription re-raises its own
             return
         if resets != self._resets or topic.warming is None:
             return  # the history was reset meanwhile: nothing before it is valid
+        if self._topics.get(topic.name) is not topic:
+            # forgotten meanwhile (max_topics, max_retained_bytes): its log is orphaned and
+            # its bytes must not count (they would never be subtracted again)
+            warming, topic.warming = topic.warming, None
+            if not warming.done():
+                warming.set_result(None)
+            return
         if epoch != self.epoch:
             entries, evicted = [], topic.live_from  # a reset is on its way: load nothing
         before = log.retained_bytes
@@ -369,6 +377,16 @@ class Hub(Bounds, Presence):
             raise BrokerUnavailable("the broker did not answer in time") from None
 
     async def caught_up(self, seq: int) -> None:
-        """Until the feed applied ``seq`` of the current epoch (at most ``broker_timeout``)."""
+        """Until the feed applied ``seq`` of the current epoch (at most ``broker_timeout``).
+
+        Raises BrokerUnavailable ("try again") when the feed has not reached it by then but
+        the broker did hand it out (this process lags: a gap would replay what the client
+        already has); returns when it was never handed out (the caller's ``future-id`` gap).
+        """
         if seq > self.last_seq:
-            await self._wait_applied(self.epoch, seq)
+            epoch = self.epoch
+            await self._wait_applied(epoch, seq)
+            if seq > self.last_seq and self.epoch == epoch:
+                head = await self.broker.head()
+                if head.epoch == epoch and head.seq >= seq:
+                    raise BrokerUnavailable("this process has not caught up with that id yet; try again")

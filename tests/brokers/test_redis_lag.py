@@ -246,7 +246,10 @@ async def test_a_history_load_that_times_out_is_not_a_broker_outage(redis_server
         try:
             await other.ping()
             await hub.publish("h", "one")
-            busy = asyncio.create_task(other.eval(BUSY, 0, 1.0))
+            async def run_busy() -> object:
+                return await other.eval(BUSY, 0, 1.0)
+
+            busy: asyncio.Task[object] = asyncio.create_task(run_busy())
             await asyncio.sleep(0.1)  # the busy script runs
             sub = hub.subscribe("h", last_event_id="earliest")
             with pytest.raises(BrokerUnavailable) as info:

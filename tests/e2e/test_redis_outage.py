@@ -55,7 +55,9 @@ async def test_kill_redis_under_load_then_restart(serve: Serve, http: httpx.Asyn
                                                  sse_streams: list[SSEStream], persistence: str) -> None:
     with RedisServer(appendonly=persistence == "aof-always", appendfsync="always") as redis:
         namespace = "outage-" + uuid.uuid4().hex[:8]
-        args = ("--broker", redis.url, "--namespace", namespace, "--broker-timeout", "1")
+        # a generous deadline: on a busy 2-core machine a healthy Redis call can take most of a
+        # second, and this test is about a real outage (refused connections answer at once)
+        args = ("--broker", redis.url, "--namespace", namespace, "--broker-timeout", "3")
         procs = list(await asyncio.gather(*(serve(*args) for _ in range(3))))
         for p in procs:
             for _ in range(PER_PROCESS):
@@ -74,7 +76,7 @@ async def test_kill_redis_under_load_then_restart(serve: Serve, http: httpx.Asyn
             t0 = time.monotonic()
             response = await http.post(p.url + "/publish", json={"topic": "load", "data": "refused"})
             assert response.status_code == 503 and "error" in response.json()
-            assert time.monotonic() - t0 < 3.0
+            assert time.monotonic() - t0 < 6.0  # within about broker_timeout: never a hang
         assert (await http.get(procs[0].url + "/healthz")).status_code == 503
         redis.start()
 
@@ -90,7 +92,7 @@ async def test_kill_redis_under_load_then_restart(serve: Serve, http: httpx.Asyn
         await asyncio.gather(*readers)
 
         for stream in sse_streams:
-            events = [e for e in stream.events if e.data]  # (the id-only opening block has no data)
+            events = [e for e in stream.events if e.data]
             gaps = [i for i, e in enumerate(events) if e.event == "gap"]
             real = [e for e in events if e.event != "gap"]
             positions = [pos(e.id) for e in real]

@@ -89,6 +89,7 @@ class RedisBroker:
         self._hole = 0  # seq of a feed entry found after a hole (not position + 1), until re-synced
         self._down_since: float | None = None
         self._closed = False
+        self._housekeeping: set[asyncio.Task[None]] = set()
         self._inflight = False  # a publish script call is running
         self._group: asyncio.Task[None] | None = None  # the group call in flight, if any
         self._queue: list[tuple[Sequence[Prepared], asyncio.Future[tuple[int, list[int]]]]] = []
@@ -139,6 +140,7 @@ class RedisBroker:
             self._down_since = time.monotonic()
             log.warning("redis broker unreachable at %s (%s: %s); publishes answer 503 until it is back",
                         self._where, type(exc).__name__, reason(exc))
+            self._drop_idle_connections()
             if self._sink is not None:
                 self._sink.broker_down()
 
@@ -147,8 +149,20 @@ class RedisBroker:
             down = time.monotonic() - self._down_since
             self._down_since = None
             log.warning("redis broker back after %.1f s", down)
+            self._drop_idle_connections()
             if self._sink is not None:
                 self._sink.broker_up(down)
+
+    def _drop_idle_connections(self) -> None:
+        """Forget the pooled connections opened before an outage: a Redis that restarted does
+        not know them, and each would fail the first command sent on it (a publish answered
+        503 although Redis is back). New ones are opened on demand."""
+        pool = getattr(self._client, "connection_pool", None)  # (RedisCluster: per node, not here)
+        if pool is None:
+            return
+        task = asyncio.get_running_loop().create_task(pool.disconnect(inuse_connections=False))
+        self._housekeeping.add(task)
+        task.add_done_callback(self._housekeeping.discard)
 
     # -- the protocol -----------------------------------------------------------------
     async def open(self, sink: Sink) -> Position:

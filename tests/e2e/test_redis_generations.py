@@ -219,3 +219,28 @@ async def test_a_redis_blip_does_not_end_a_generation(
         assert json.loads(ends[0].data) == {"finish_reason": "stop"}
         text = "".join(json.loads(e.data)["text"] for e in reader.events if e.event == "content")
         assert text == "".join(f"t{i} " for i in range(20))  # every token, once, in order
+
+
+async def test_a_long_redis_outage_still_ends_the_generation_once(
+        serve: Serve, redis_server: RedisServer, http: httpx.AsyncClient,  # noqa: F811
+        sse_streams: list[SSEStream]) -> None:
+    """Redis frozen longer than the generation may wait: the generation ends, and its one
+    terminal event reaches the readers as soon as Redis answers again (never an endless wait)."""
+    async with RawUpstream(slow_tokens) as up:
+        args = ["--broker", redis_server.url, "--namespace", "long-" + uuid.uuid4().hex[:8],
+                "--llm-base-url", up.base_url, "--llm-model", "m", "--llm-api-key", "k",
+                "--generation-lease", "1"]
+        a = await serve(*args)
+        gid = await start_chat(http, a)
+        reader = await SSEStream.open(a.port, subscribe_target(f"chat/{gid}", last_event_id="earliest"))
+        sse_streams.append(reader)
+        await reader.read_until(lambda s: sum(e.event == "content" for e in s.events) >= 2, timeout=BOUND)
+        assert redis_server.proc is not None
+        redis_server.proc.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(3.0)  # > generation_lease: the generation gives up on this token
+        redis_server.proc.send_signal(signal.SIGCONT)
+        await read_to_terminal(reader)
+        await asyncio.sleep(1.0)
+        ends = [e for e in reader.events if e.event in ("done", "error")]
+        assert len(ends) == 1, [(e.event, e.data) for e in ends]
+        assert ends[0].event == "error" and "unreachable" in json.loads(ends[0].data)["message"]

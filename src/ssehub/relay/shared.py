@@ -72,17 +72,44 @@ class SharedGenerations:
             gen.grace.cancel()
         self._arm(gen)
 
+    def _ended_in_topic(self, topic: str) -> str | None:
+        """The id of the terminal event already at the end of ``topic``, if there is one."""
+        log_ = self.hub.topic(topic).log
+        last = log_.frames[-1] if len(log_) else b""
+        if last.startswith(b"id: ") and (b"\nevent: done\n" in last or b"\nevent: error\n" in last):
+            return last[4:last.index(b"\n")].decode()
+        return None
+
+    async def _publish_end(self, topic: str, message: dict[str, Any], *, patience: float) -> str | None:
+        """Publish a terminal ``error`` into ``topic`` unless its end is already there (an
+        attempt that timed out but was stored); retries through a broker outage for up to
+        ``patience`` seconds. None when the hub is closing or the broker never came back."""
+        delay, waited = 0.2, 0.0
+        while True:
+            if await self.hub.healthy():
+                await asyncio.sleep(0.2)  # the feed delivers what Redis ran late
+                ended = self._ended_in_topic(topic)
+                if ended is not None:
+                    return ended
+                try:
+                    return await publish_json(self.hub, topic, "error", message)
+                except BrokerUnavailable:
+                    pass
+                except SSEHubError:  # the hub is closing
+                    return None
+            if waited >= patience:
+                return None
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 10.0)
+
     async def _end_lost(self, gid: str) -> None:
         """Publish the one terminal event of a generation whose process died, unless its end
         is already in the topic (it died between publishing it and recording it)."""
         log.warning("generation %s… lost: its process stopped refreshing its lease", gid[:6])
-        log_ = self.hub.topic(generation_topic(gid)).log
-        last = log_.frames[-1] if len(log_) else b""
-        if b"\nevent: done\n" in last or b"\nevent: error\n" in last:
-            terminal: str | None = None
-        else:
-            terminal = await publish_json(self.hub, generation_topic(gid), "error", LOST)
-        await self.coord.finish(gid, terminal, self.settings.generation_ttl, topic=generation_topic(gid))
+        topic = generation_topic(gid)
+        terminal = await self._publish_end(topic, LOST, patience=120.0)
+        await self._record_end(gid, terminal)
 
     async def _record_end(self, gid: str, terminal: str | None) -> None:
         """Write the end into the shared record, retrying through a broker outage."""
@@ -99,20 +126,14 @@ class SharedGenerations:
         """A terminal ``error`` for a generation that ended while the broker was unreachable."""
         message = {"message": "generation failed: the broker was unreachable", "status": None}
         try:
-            for delay in (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0):
-                await asyncio.sleep(delay)
-                try:
-                    gen.terminal_id = await publish_json(self.hub, gen.topic, "error", message)
-                except BrokerUnavailable:
-                    continue
-                except SSEHubError:  # the hub is closing: nothing more to do here
-                    return
-                self._finished[gen.id] = gen.terminal_id
+            terminal = await self._publish_end(gen.topic, message, patience=120.0)
+            if terminal is not None:
+                gen.terminal_id = self._finished[gen.id] = terminal
                 if self.coord.shared:
-                    await self._record_end(gen.id, gen.terminal_id)
-                return
+                    await self._record_end(gen.id, terminal)
         finally:
-            # given up: its lease now expires and a process with readers declares it lost
+            # given up (or done): its lease now expires; if it never got its end, a process
+            # with readers declares it lost
             self._unended.pop(gen.id, None)
 
     async def _keep(self) -> None:

@@ -8,14 +8,14 @@ records uncaught page errors and Content-Security-Policy violations, and fails o
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import require_chromium
+
+from .support import CHROMIUM_ARGS
 
 # Recorded in the page before any of its own scripts run.
 _WATCH = """
@@ -28,17 +28,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing (install Debian's chromium package)")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("playwright (the Python package) is not installed")
-        pytest.skip("playwright is not installed")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,7 @@ __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "CuttingProxy", "FakeUpstream", "Generat
            "answer_text", "ask", "last_answer", "open_page", "read_generation", "render_text", "running",
            "stored_chat", "wait_answer", "wait_for"]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 # -- reading a generation the way the hub sends it ---------------------------------------
 

@@ -10,7 +10,6 @@ answer with it. (Server-side JWT auth is built separately; the pages only need t
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from .support import open_page, wait_for
+from tests.support.serve import uvicorn_process
+
+from .support import open_page
 
 pytestmark = pytest.mark.browser
 
@@ -54,28 +55,13 @@ async def app(scope, receive, send):
 
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[str]:
-    from tests.support.serve import clean_env, free_port
+
 
     folder: Path = tmp_path_factory.mktemp("gate")
     (folder / "gate.py").write_text(GATE)
-    port = free_port()
-    log = folder / "uvicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gate:app", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=folder, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=clean_env())
-    try:
-        wait_for(lambda: b"Uvicorn running" in log.read_bytes() or proc.poll() is not None, timeout=20,
-                 what="uvicorn to listen")
-        assert proc.poll() is None, log.read_text()
+    cmd = [sys.executable, "-m", "uvicorn", "gate:app", "--host", "127.0.0.1", "--port", "0"]
+    with uvicorn_process(cmd, folder / "uvicorn.log", cwd=folder) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def token_cookie(page: Any) -> dict[str, Any] | None:

@@ -9,13 +9,12 @@ Chromium's EventSource (Playwright on /usr/bin/chromium), the OpenAI Python SDK.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.support.serve import ServeProcess
 
 HEARTBEAT = 0.1  # seconds: several heartbeats pass in any test that waits a moment
@@ -41,9 +40,8 @@ def publish(server: ServeProcess, topic: str | list[str], data: str, event: str 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_chromium()
+    from playwright import sync_api
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -6,45 +6,22 @@ non-streaming, ``/v1/models``, and an HTTP error as the SDK's own exception."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
-from tests.e2e.helpers import clean_env
-from tests.support.serve import SSEHUB
-from tests.support.wait import wait_for
+from tests.support.serve import SSEHUB, uvicorn_process
 
-openai = pytest.importorskip("openai")
 _RUNNING = re.compile(rb"Uvicorn running on https?://[^:\s]+:(\d+)")
 
 
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log_path: Path = tmp_path_factory.mktemp("sim") / "sim.log"
-    cmd = [SSEHUB] if SSEHUB else [sys.executable, "-m", "ssehub"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*cmd, "simulate-llm", "--host", "127.0.0.1", "--port", "0",
-                                 "--tokens-per-second", "0"],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=clean_env())
-    try:
-        def port() -> int | None:
-            assert proc.poll() is None, log_path.read_text()
-            m = _RUNNING.search(log_path.read_bytes())
-            return int(m.group(1)) if m else None
-
-        yield f"http://127.0.0.1:{wait_for(port, timeout=20, what='the simulator to listen')}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    cmd = [SSEHUB, "simulate-llm", "--host", "127.0.0.1", "--port", "0", "--tokens-per-second", "0"]
+    with uvicorn_process(cmd, tmp_path_factory.mktemp("sim") / "sim.log") as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture

@@ -8,13 +8,14 @@ settings as ``SSEHUB_*`` variables, the way an operator's environment would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,26 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+
+@contextlib.contextmanager
+def uvicorn_process(cmd: list[str], log_path: Path, *, cwd: Path | None = None,
+                    timeout: float = TIMEOUT) -> Iterator[int]:
+    """Run a command that serves with uvicorn (``ssehub simulate-llm``, ``uvicorn app:app``)
+    with its log in ``log_path``; yield the port it listens on; SIGTERM it afterwards."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=clean_env())
+    try:
+        def port() -> int | None:
+            assert proc.poll() is None, log_path.read_text(errors="replace")
+            m = _RUNNING.search(log_path.read_bytes())
+            return int(m.group(1)) if m else None
+
+        yield wait_for(port, timeout=timeout, what=f"{cmd[0]} to listen")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -211,7 +211,6 @@ async def stream_subscription(
     send: Send,
     settings: Settings,
     *,
-    first: bytes = b"",
     release: Callable[[], None] | None = None,
     stats: EdgeStats | None = None,
     expires: float | None = None,
@@ -253,7 +252,6 @@ async def stream_subscription(
             opening += encode_id(sub.start_id, block=False)
             headers = [*SSE_HEADERS, (START_HEADER, sub.start_id.encode("ascii"))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        opening += first
         stats.writes += 1
         stats.bytes += len(opening)
         await send({"type": "http.response.body", "body": opening, "more_body": True})

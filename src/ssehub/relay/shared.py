@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from ..config import Settings
@@ -35,9 +36,7 @@ class SharedGenerations:
     _followed: dict[str, int]
     _unended: dict[str, Generation]
     _background: set[asyncio.Task[Any]]
-
-    def _arm(self, gen: Generation) -> None:
-        raise NotImplementedError
+    _arm: Callable[[Generation], None]  # Relay's: (re)start a generation's grace timer
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

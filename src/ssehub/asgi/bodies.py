@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.types import Receive
 
 from ..errors import InvalidField, MalformedBody, PayloadTooLarge, SSEHubError, UnsupportedMediaType
 from ..wire import MAX_RETRY_MS
+from .query import Query
 
 __all__ = ["RESERVED_EVENTS", "Publication", "in_item", "parse_publications", "read_body"]
 
@@ -116,7 +117,7 @@ def _from_object(obj: object) -> Publication:
 
 
 def parse_publications(
-    body: bytes, headers: Headers, query: QueryParams
+    body: bytes, headers: Headers, query: Query
 ) -> tuple[list[Publication], bool]:
     """Decode a publish request: its publications and whether it was a batch (a JSON array).
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from functools import partial
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -27,6 +27,7 @@ from .bodies import read_body
 from .hosts import hosts_of
 from .limits import admit_stream, client_addr, resume_id
 from .origin import refuse_cross_site, refuse_cross_site_start
+from .query import Query
 from .state import HubState, state_of
 from .streaming import stream_subscription
 
@@ -100,7 +101,7 @@ class ChatStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state, relay = await _relay(scope)
         settings = state.settings
-        query = QueryParams(scope["query_string"])
+        query = Query(scope["query_string"])
         resume = resume_id(scope, query, settings.max_last_event_id)
         if resume:
             gid, _, after = resume.partition("/")

@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import BadRequest, Forbidden, InvalidTopic, SSEHubError
+from ..core import Subscription
+from ..errors import BadRequest, InvalidTopic, SSEHubError
 from ..relay import GENERATION_PREFIX
-from .auth import Auth
-from .bodies import in_item, parse_publications, read_body
-from .hosts import hosts_of
+from .bodies import read_body
 from .limits import admit_stream, resume_id
-from .origin import refuse_cross_site
+from .publishing import PublishRequest, publish_gate
+from .query import Query
 from .state import HubState, state_of
 from .streaming import SSE_HEADERS, stream_subscription
 
-__all__ = ["PRIVATE_PREFIX", "hub_routes"]
-
-#: publications of a batch handled between two yields to the event loop
-BATCH_SLICE = 256
+__all__ = ["PRIVATE_PREFIX", "Opened", "hub_routes", "open_subscription"]
 
 #: topics under this prefix are LLM generations: never listed by GET /topics
 PRIVATE_PREFIX = GENERATION_PREFIX
 
 
-def _flag(query: QueryParams, name: str) -> bool:
+def _flag(query: Query, name: str) -> bool:
     """A boolean query parameter: absent, ``0``/``false`` or ``1``/``true``; else a 400."""
     value = query.get(name)
     if value is None or value in ("0", "false"):
@@ -40,6 +36,32 @@ def _flag(query: QueryParams, name: str) -> bool:
     if value in ("1", "true"):
         return True
     raise BadRequest(f"{name} must be 1 or 0 (true or false)")
+
+
+class Opened(NamedTuple):
+    sub: Subscription
+    addr: str  # the client address it counts against (release with ``state.closed(addr)``)
+    expires: float | None  # when the token ends the stream (Unix time), if auth is on
+
+
+def open_subscription(state: HubState, scope: Scope) -> Opened:
+    """GET /subscribe up to its stream, shared by both fronts: check the request (topics,
+    flags, token, resume id, limits) and subscribe, or raise the SSEHubError to answer."""
+    settings = state.settings
+    query = Query(scope["query_string"])
+    topics = query.getlist("topic")
+    if not topics:
+        raise InvalidTopic("at least one topic parameter is required")
+    label = _flag(query, "topic_field")
+    # auth (asgi/auth.py): 401/403 before subscribing; the stream ends when the token expires
+    expires = state.auth.check_subscribe(scope, topics) if state.auth is not None else None
+    resume = resume_id(scope, query, settings.max_last_event_id)
+    addr = admit_stream(state, scope)
+    sub = state.hub.subscribe(topics, last_event_id=resume)
+    if label:
+        sub.label_topics()
+    state.opened(addr)
+    return Opened(sub, addr, expires)
 
 
 class Subscribe:
@@ -60,21 +82,8 @@ class Subscribe:
         if scope["method"] == "HEAD":  # the headers a GET would get, and no endless body
             return Response(status_code=200, headers={k.decode(): v.decode() for k, v in SSE_HEADERS})(
                 scope, receive, send)
-        settings = state.settings
-        query = QueryParams(scope["query_string"])
-        topics = query.getlist("topic")
-        if not topics:
-            raise InvalidTopic("at least one topic parameter is required")
-        label = _flag(query, "topic_field")
-        # auth (asgi/auth.py): 401/403 before subscribing; the stream ends when the token expires
-        expires = state.auth.check_subscribe(scope, topics) if state.auth is not None else None
-        resume = resume_id(scope, query, settings.max_last_event_id)
-        addr = admit_stream(state, scope)
-        sub = state.hub.subscribe(topics, last_event_id=resume)
-        if label:
-            sub.label_topics()
-        state.opened(addr)
-        return stream_subscription(sub, receive, send, settings, release=partial(state.closed, addr),
+        sub, addr, expires = open_subscription(state, scope)
+        return stream_subscription(sub, receive, send, state.settings, release=partial(state.closed, addr),
                                    stats=state.stats, expires=expires)
 
     async def _start_then_open(self, state: HubState, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,45 +100,16 @@ class Subscribe:
 
 class Publish:
     """POST /publish → 200 {"id": …} (or {"ids": […]} for a JSON array). Raw ASGI: it is the
-    publisher's hot path, so no Request/Response objects."""
+    publisher's hot path, so no Request/Response objects. The rules: ``publishing.py``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: HubState = state_of(scope)
         await state.ensure_started()
         headers = Headers(scope=scope)
-        refuse_cross_site(headers, state.settings, hosts_of(scope))
-        # auth (asgi/auth.py): a missing or invalid token is refused before the body is read
-        grant = state.auth.authenticate(scope) if state.auth is not None else None
+        # the site and the token are checked before the body is read
+        grant = publish_gate(state, scope, headers)
         body = await read_body(receive, headers, state.settings.max_event_bytes)
-        pubs, batch = parse_publications(body, headers, QueryParams(scope["query_string"]))
-        hub = state.hub
-        for p in pubs:
-            for topic in p.topics:
-                if isinstance(topic, str) and topic.startswith(PRIVATE_PREFIX):
-                    raise Forbidden(f"topics under {PRIVATE_PREFIX} are written by the LLM relay only")
-        # Validate every publication before publishing any: a bad batch publishes nothing.
-        # A big batch yields to the loop between slices: no request blocks others for long.
-        prepared = []
-        for index, p in enumerate(pubs):
-            try:
-                prepared.append(hub.prepare(p.topics, p.data, event=p.event, retry=p.retry))
-            except SSEHubError as exc:
-                raise (in_item(index, exc) if batch else exc) from None
-            if not (index + 1) % BATCH_SLICE:
-                await asyncio.sleep(0)
-        if grant is not None:  # auth: every topic of every publication must be allowed
-            Auth.check_publish(grant, (t for p in pubs for t in p.topics if isinstance(t, str)))
-        ids: list[str] = []
-        for start in range(0, len(prepared), BATCH_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            # one broker round trip per slice (per request, for all but huge batches)
-            ids += await hub.commit_many(prepared[start:start + BATCH_SLICE])
-        state.stats.published += len(ids)
-        if batch:
-            answer = ('{"ids":[' + ",".join(f'"{i}"' for i in ids) + "]}").encode()
-        else:
-            answer = b'{"id":"' + ids[0].encode() + b'"}'
+        answer = await PublishRequest(state, grant, body, headers, Query(scope["query_string"])).run()
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})

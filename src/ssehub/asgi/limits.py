@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from ..errors import CapacityExceeded, InvalidField, RateLimited
+from .query import Query
 from .state import HubState
 
 __all__ = ["admit_stream", "client_addr", "resume_id"]
@@ -16,7 +17,7 @@ def client_addr(scope: Scope) -> str:
     return str(client[0]) if client else ""
 
 
-def resume_id(scope: Scope, query: QueryParams, max_bytes: int) -> str | None:
+def resume_id(scope: Scope, query: Query, max_bytes: int) -> str | None:
     """The resume position: ``Last-Event-ID``, else ``last_event_id`` (EventSource cannot set
     headers on its first request, so the header wins). Longer than ``max_bytes`` → 400: an id
     is echoed in every gap frame of a subscription, so its size is amplified by the topics."""

@@ -108,6 +108,10 @@ class MemoryBroker:
         return Position(self.epoch, self._seq)
 
     async def append(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]:
+        return self.append_now(batch)
+
+    def append_now(self, batch: Sequence[Prepared]) -> tuple[int, list[int]]:
+        """``append`` without a suspension point: a memory broker applies as it appends."""
         sink = self._sink
         assert sink is not None, "open the broker first"
         seqs = []

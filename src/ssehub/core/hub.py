@@ -190,6 +190,16 @@ class Hub(Bounds, Presence):
             await self._wait_applied(epoch, seqs[-1])
         return [format_id(epoch, seq) for seq in seqs]
 
+    def commit_now(self, batch: Sequence[Prepared]) -> list[str] | None:
+        """``commit_many`` when the broker appends synchronously (the memory broker) and the
+        hub is open; else None, having done nothing: await ``commit_many`` instead."""
+        append_now = getattr(self.broker, "append_now", None)
+        if append_now is None or self._ticker is None or self.closed:  # (_ticker: opened)
+            return None
+        epoch, seqs = append_now(batch)
+        self.stats["published"] += len(seqs)
+        return [format_id(epoch, seq) for seq in seqs]
+
     async def publish(
         self,
         topics: str | Sequence[str],

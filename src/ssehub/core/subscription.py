@@ -319,6 +319,11 @@ class Subscription:
         return tuple(t.name for t in self._topics)
 
     @property
+    def started(self) -> bool:
+        """True once the cursors are placed: ``poll()`` works without awaiting ``start()``."""
+        return bool(self._cursors)
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -31,6 +31,7 @@ class Settings:
     log_format: str = "text"  # "text" | "json" (one JSON object per line, for log shippers)
     access_log: bool = False  # one line per request (query tokens are never written)
     trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For names the client
+    front: str = "fast"  # "fast": /publish and /subscribe served by the protocol | "asgi": all by the app
     # hub
     heartbeat: float = 15.0  # seconds between comment lines on an idle stream
     retry: int = 2000  # ms, the reconnection hint sent when a stream opens
@@ -147,6 +148,8 @@ def _validate(s: Settings) -> Settings:
         raise ConfigError("namespace must be 1 to 64 characters without braces")
     if s.jwt_secret and s.jwt_public_key:
         raise ConfigError("set jwt_secret (HS256) or jwt_public_key (RS256/ES256), not both")
+    if s.front not in ("fast", "asgi"):
+        raise ConfigError("front must be 'fast' or 'asgi'")
     if s.slow_consumer not in ("gap", "disconnect"):
         raise ConfigError("slow_consumer must be 'gap' or 'disconnect'")
     for name in ("history_size", "history_bytes", "chat_history_size", "chat_history_bytes",

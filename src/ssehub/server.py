@@ -14,15 +14,18 @@ import logging.config
 import re
 import socket
 import sys
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 import uvicorn.logging
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .asgi import create_app
+from .asgi.app import HubApp
 from .asgi.hosts import describe_allowed_hosts
 from .asgi.state import HubState
 from .config import Settings
+from .front import front_protocol_class
 from .logs import RedactTokens, log_config
 from .server_protocol import limits_for, protocol_class, raise_nofile_limit
 
@@ -133,8 +136,15 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
     if settings.trusted_proxies:
         options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
     if importlib.util.find_spec("httptools") is not None:
-        # request head size and time, and every connection counted (server_protocol.py)
-        options["http"] = protocol_class(limits_for(settings, raise_nofile_limit()))
+        # request head size and time, and every connection counted (server_protocol.py);
+        # the fast front also serves /publish and /subscribe itself (front/)
+        limits = limits_for(settings, raise_nofile_limit())
+        if settings.front == "fast":
+            proxy = (ProxyHeadersMiddleware(app, list(settings.trusted_proxies))  # type: ignore[arg-type]
+                     if settings.trusted_proxies else None)
+            options["http"] = front_protocol_class(limits, cast(HubApp, app), proxy)
+        else:
+            options["http"] = protocol_class(limits)
     else:  # pragma: no cover - uvicorn[standard] brings httptools; h11 has a head limit of its own
         options["h11_max_incomplete_event_size"] = settings.max_header_bytes
     options.update(uvicorn_options)

@@ -33,7 +33,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .config import Settings
 
-__all__ = ["EdgeLimits", "admit", "error_head", "limits_for", "protocol_class", "raise_nofile_limit"]
+__all__ = ["EdgeLimits", "GuardedProtocol", "admit", "error_head", "limits_for", "protocol_class",
+           "raise_nofile_limit"]
 
 log = logging.getLogger("ssehub")
 
@@ -96,7 +97,7 @@ def error_head(status: int, message: str) -> bytes:
     ])
 
 
-class _GuardedProtocol(HttpToolsProtocol):
+class GuardedProtocol(HttpToolsProtocol):
     limits: EdgeLimits = EdgeLimits()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -174,16 +175,29 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self._busy:
             self._refuse(503, "too many open connections; try again later")
             return
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Serve the request whose head is complete (a front serving some routes itself
+        overrides this): uvicorn's ASGI request cycle."""
         super().on_headers_complete()
+
+    def _body(self, body: bytes) -> None:
+        """A piece of the request body (see ``_dispatch``)."""
+        super().on_body(body)
+
+    def _complete(self) -> None:
+        """The request is whole (see ``_dispatch``)."""
+        super().on_message_complete()
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
-            super().on_body(body)
+            self._body(body)
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
-        super().on_message_complete()
+        self._complete()
         self._head_open = True  # whatever comes next is the head of the next request
         self._head_bytes = 0
 
@@ -211,4 +225,4 @@ class _GuardedProtocol(HttpToolsProtocol):
 
 def protocol_class(limits: EdgeLimits) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with ``limits`` (pass it as ``uvicorn.Config(http=...)``)."""
-    return type("SSEHubHttpProtocol", (_GuardedProtocol,), {"limits": limits})
+    return type("SSEHubHttpProtocol", (GuardedProtocol,), {"limits": limits})

@@ -28,7 +28,7 @@ from .metrics import metrics_routes, registry_for
 from .pages import page_routes
 from .state import HubState
 
-__all__ = ["HubApp", "create_app"]
+__all__ = ["HubApp", "create_app", "refused_host"]
 
 
 async def _sse_hub_error(request: Request, exc: Exception) -> Response:
@@ -55,12 +55,11 @@ class HubApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # (A coroutine function, as servers detect ASGI 3 apps by that.)
-        if scope["type"] == "http" and self.allowed_hosts is not None:
+        if scope["type"] == "http":
             # DNS-rebinding defence, before routing and on the direct path too (hosts.py)
-            refused = self.allowed_hosts.allows(scope)
-            if refused is not None:
+            error = refused_host(self, scope)
+            if error is not None:
                 scope["app"] = self  # (so that the refusal is counted for /metrics)
-                error = HostNotAllowed(f"host {refused!r} is not served here (add it to allowed_hosts)")
                 await _error_response(error, scope)(scope, receive, send)
                 return
         if self.fast_path and scope["type"] == "http":
@@ -77,6 +76,16 @@ class HubApp(Starlette):
                 await response
                 return
         await super().__call__(scope, receive, send)
+
+
+def refused_host(app: HubApp, scope: Scope) -> HostNotAllowed | None:
+    """The 421 for a request whose ``Host`` this app does not serve, else None."""
+    if app.allowed_hosts is None:
+        return None
+    refused = app.allowed_hosts.allows(scope)
+    if refused is None:
+        return None
+    return HostNotAllowed(f"host {refused!r} is not served here (add it to allowed_hosts)")
 
 
 def _error_response(exc: SSEHubError, scope: Scope) -> JSONResponse:

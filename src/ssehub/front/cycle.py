@@ -1,0 +1,127 @@
+"""One request the fast front serves itself: the part of uvicorn's request cycle it keeps.
+
+uvicorn's ``HttpToolsProtocol`` reads a few attributes of its current request cycle
+(``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``) to pipeline
+requests, shut down and notice a lost peer. A ``DirectCycle`` has exactly those, so a
+request served by the front sits in the protocol's ``cycle`` slot like any ASGI request and
+uvicorn's keep-alive, pipelining and shutdown logic go on working unchanged. Responses are
+written with one ``transport.write`` (head and body together).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.types import Scope
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+from ..errors import SSEHubError
+
+if TYPE_CHECKING:
+    from .protocol import FrontProtocol
+
+__all__ = ["DirectCycle", "error_body", "head"]
+
+access_log = logging.getLogger("uvicorn.access")
+
+
+def head(status: int, headers: list[tuple[bytes, bytes]], default_headers: list[tuple[bytes, bytes]],
+         *, keep_alive: bool) -> list[bytes]:
+    """The status line and header lines of a response, as parts to join."""
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+    parts = [STATUS_LINE[status]]
+    for name, value in default_headers:
+        parts += [name, b": ", value, b"\r\n"]
+    for name, value in headers:
+        parts += [name, b": ", value, b"\r\n"]
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return parts
+
+
+def error_body(exc: SSEHubError) -> bytes:
+    """The JSON body of an error answer, byte for byte what the ASGI app's ``JSONResponse`` sends."""
+    return json.dumps({"error": exc.message}, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode()
+
+
+class _Event:
+    """What uvicorn calls on a cycle's ``message_event`` (``set``), with nothing waiting on it."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        return None
+
+
+_EVENT = _Event()
+
+
+class DirectCycle:
+    __slots__ = ("disconnected", "keep_alive", "protocol", "response_complete", "scope", "status")
+
+    message_event = _EVENT  # connection_lost "wakes" it
+
+    def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.disconnected = False
+        self.response_complete = False
+        self.status = 0
+
+    # what uvicorn's protocol calls
+    def on_body(self, body: bytes) -> None:
+        """A piece of the request body (ignored unless a route reads it)."""
+
+    def on_message_complete(self) -> None:
+        """The request is whole."""
+
+    def connection_lost(self) -> None:
+        """The peer went away (or the server closed the connection)."""
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer is above its high-water mark."""
+
+    def resume_writing(self) -> None:
+        """... and drained below its low-water mark."""
+
+    # answering
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Write a whole response in one write and complete this cycle."""
+        protocol = self.protocol
+        transport = protocol.transport
+        if self.disconnected or transport.is_closing():
+            self.response_complete = True
+            return
+        headers = [*headers, (b"content-length", b"%d" % len(body))]
+        parts = head(status, headers, protocol.server_state.default_headers, keep_alive=self.keep_alive)
+        parts.append(body)
+        transport.write(b"".join(parts))
+        self.status = status
+        self.complete()
+
+    def respond_error(self, exc: SSEHubError, *, publish: bool = False) -> None:
+        """The one error → response mapping of the ASGI app (``asgi/app.py``), counted alike."""
+        self.protocol.hub_state.stats.count_error(exc, publish=publish)
+        headers = [(b"content-type", b"application/json")]
+        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+        self.respond(exc.status, headers, error_body(exc))
+
+    def complete(self) -> None:
+        """The response is sent: log it, then let uvicorn go on (next pipelined request,
+        keep-alive timer) or close the connection."""
+        self.response_complete = True
+        protocol = self.protocol
+        if protocol.access_log:
+            scope = self.scope
+            access_log.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope),  # type: ignore[arg-type]
+                            scope["method"], get_path_with_query_string(scope),  # type: ignore[arg-type]
+                            scope["http_version"], self.status)
+        if not self.keep_alive:
+            protocol.transport.close()
+        protocol.on_response_complete()

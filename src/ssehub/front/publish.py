@@ -1,0 +1,110 @@
+"""POST /publish served by the fast front: llhttp callbacks in, one write out.
+
+The checks that need only the head (Host, site, token, declared size) run as soon as the
+head is in; the body is collected up to ``max_event_bytes``; when it is whole the publish
+runs through the same ``PublishRequest`` as the ASGI route. On the memory broker a publish
+of up to ``BATCH_SLICE`` events completes inside the parser callback (no task, no await);
+otherwise one task awaits the broker, and requests pipelined behind it wait (uvicorn's own
+pipeline queue), so answers keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.datastructures import Headers
+from starlette.types import Scope
+
+from ..asgi.publishing import PublishRequest, publish_gate
+from ..asgi.query import Query
+from ..errors import PayloadTooLarge, SSEHubError
+from ..tokens import Grant
+from .cycle import DirectCycle
+
+if TYPE_CHECKING:
+    from .protocol import FrontProtocol
+
+__all__ = ["DirectPublish"]
+
+log = logging.getLogger("ssehub")
+
+JSON = [(b"content-type", b"application/json")]
+TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+class DirectPublish(DirectCycle):
+    __slots__ = ("_body", "_failed", "_grant", "_headers", "_limit", "_task")
+
+    def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
+                 expect_continue: bool) -> None:
+        super().__init__(protocol, scope, keep_alive)
+        self._body = bytearray()
+        self._failed = False
+        self._task: asyncio.Task[None] | None = None
+        state = protocol.hub_state
+        self._limit = state.settings.max_event_bytes
+        self._headers = Headers(scope=scope)
+        self._grant: Grant | None = None
+        try:
+            self._grant = publish_gate(state, scope, self._headers)
+            declared = self._headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self._limit:
+                raise PayloadTooLarge(f"body larger than max_event_bytes ({self._limit} bytes)")
+        except SSEHubError as exc:
+            self._fail(exc)
+            return
+        if expect_continue:
+            protocol.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _fail(self, exc: SSEHubError) -> None:
+        """Answer ``exc`` now; the rest of the body is read and dropped by the parser."""
+        self._failed = True
+        self.respond_error(exc, publish=True)
+
+    def on_body(self, body: bytes) -> None:
+        if self._failed:
+            return
+        if len(self._body) + len(body) > self._limit:
+            self._fail(PayloadTooLarge(f"body larger than max_event_bytes ({self._limit} bytes)"))
+            return
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        if self._failed:
+            return
+        state = self.protocol.hub_state
+        try:
+            request = PublishRequest(state, self._grant, bytes(self._body), self._headers,
+                                     Query(self.scope["query_string"]))
+            self._body = bytearray()
+            answer = request.run_now()
+        except SSEHubError as exc:
+            self.respond_error(exc, publish=True)
+            return
+        except Exception:  # a bug: answered like uvicorn answers an app's exception
+            log.exception("publish failed")
+            self.respond(500, TEXT, b"Internal Server Error")
+            return
+        if answer is not None:
+            self.respond(200, JSON, answer)
+            return
+        self._task = task = asyncio.get_running_loop().create_task(self._run(request))
+        tasks = self.protocol.tasks
+        tasks.add(task)  # uvicorn's shutdown waits for it
+        task.add_done_callback(tasks.discard)
+
+    async def _run(self, request: PublishRequest) -> None:
+        try:
+            answer = await request.run()
+        except SSEHubError as exc:
+            self.respond_error(exc, publish=True)
+        except Exception:
+            log.exception("publish failed")
+            self.respond(500, TEXT, b"Internal Server Error")
+        else:
+            self.respond(200, JSON, answer)
+
+    def connection_lost(self) -> None:
+        self.disconnected = True

@@ -1,0 +1,209 @@
+"""GET /subscribe served by the fast front: a stream driven by callbacks, without a task.
+
+An open stream is this object, its ``Subscription`` and at most one future (the
+subscription's ``ready()``) whose done-callback pumps again: no task, no coroutine frame,
+no ASGI ``send``. Each chunk of frames is one ``transport.write`` of one HTTP chunk.
+
+The same behaviour as ``asgi/streaming.stream_subscription``, in callbacks:
+- **back-pressure**: while the transport's buffer is over its high-water mark
+  (``pause_writing``) nothing is polled; the subscription falls behind the retained history
+  and gets its ``gap`` (policy ``gap``), or is cut off (policy ``disconnect``: the connection
+  is aborted as soon as it fell behind, checked at each wake-up of its topics);
+- **hub closing**: what was accepted is sent, then a jittered ``retry:`` hint ends the
+  response; a stream whose client does not read is aborted after ``SHUTDOWN_GRACE``;
+- **token expiry**: a ``retry:`` hint ends the response at the token's ``exp``;
+- **peer gone**: uvicorn's ``connection_lost`` releases everything at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from typing import TYPE_CHECKING
+
+from starlette.types import Scope
+
+from ..asgi.hub_routes import Opened
+from ..asgi.streaming import HEARTBEAT, SHUTDOWN_GRACE, SSE_HEADERS, START_HEADER
+from ..core import SubscriptionClosed
+from ..errors import BrokerUnavailable
+from ..wire import encode_id, encode_retry
+from .cycle import DirectCycle, head
+
+if TYPE_CHECKING:
+    from .protocol import FrontProtocol
+
+__all__ = ["DirectStream"]
+
+log = logging.getLogger("ssehub")
+
+CHUNKED = (b"transfer-encoding", b"chunked")
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def chunk(body: bytes) -> bytes:
+    return b"".join((b"%x\r\n" % len(body), body, b"\r\n"))
+
+
+class DirectStream(DirectCycle):
+    __slots__ = ("_addr", "_ended", "_expiry", "_grace", "_paused", "_watching", "sub")
+
+    def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
+                 opened: Opened) -> None:
+        super().__init__(protocol, scope, keep_alive)
+        self.sub = opened.sub
+        self._addr = opened.addr
+        self._ended = False
+        self._paused = False
+        self._watching = False  # a ready() callback that watches a paused stream is pending
+        self._grace: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        protocol.hub_state.stats.subscriptions += len(self.sub.topics)
+        if opened.expires is not None:
+            loop = protocol.loop  # (exp is Unix time; the loop's clock is not)
+            self._expiry = loop.call_at(loop.time() + max(0.0, opened.expires - time.time()),
+                                        self._expired)
+        if self.sub.started:
+            self._open()
+        else:  # a resume on a shared broker: its topics' history loads first
+            task = protocol.loop.create_task(self._start())
+            protocol.tasks.add(task)
+            task.add_done_callback(protocol.tasks.discard)
+
+    async def _start(self) -> None:
+        try:
+            await self.sub.start()
+        except BrokerUnavailable as exc:
+            self._release()
+            body = json.dumps({"error": exc.message}).encode()
+            self.respond(exc.status, [(b"content-type", b"application/json")], body)
+            return
+        if not self._ended:
+            self._open()
+
+    def _open(self) -> None:
+        settings = self.protocol.hub_state.settings
+        headers = SSE_HEADERS
+        # the opening: retry hint and, without a resume id, the start position (streaming.py)
+        opening = encode_retry(settings.retry, block=False)
+        start_id = self.sub.start_id
+        if start_id is not None:
+            opening += encode_id(start_id, block=False)
+            headers = [*SSE_HEADERS, (START_HEADER, start_id.encode("ascii"))]
+        protocol = self.protocol
+        parts = head(200, [*headers, CHUNKED], protocol.server_state.default_headers,
+                     keep_alive=self.keep_alive)
+        parts.append(chunk(opening))
+        self.status = 200
+        stats = protocol.hub_state.stats
+        stats.writes += 1
+        stats.bytes += len(opening)
+        protocol.transport.write(b"".join(parts))
+        self._pump(None)
+
+    def _pump(self, _: object) -> None:
+        """Write everything new, then wait for the next wake-up (or for the buffer to drain)."""
+        if self._ended or self._paused:
+            return
+        sub = self.sub
+        write = self.protocol.transport.write
+        stats = self.protocol.hub_state.stats
+        while True:
+            try:
+                frames = sub.poll()
+            except SubscriptionClosed:  # hub closing, or cut off (policy disconnect)
+                base = self.protocol.hub_state.settings.shutdown_retry
+                self._finish(encode_retry(base + random.randint(0, base), block=False))
+                return
+            if frames is None:
+                sub.ready().add_done_callback(self._pump)
+                return
+            body = frames or HEARTBEAT
+            stats.writes += 1
+            stats.bytes += len(body)
+            write(chunk(body))
+            if self._paused:  # that write filled the buffer: wait for resume_writing
+                self._watch()
+                return
+
+    # back-pressure
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        if self._paused:
+            self._paused = False
+            if self._grace is not None:
+                self._grace.cancel()
+                self._grace = None
+            self._pump(None)
+
+    def _watch(self) -> None:
+        if not self._watching and not self._ended:
+            self._watching = True
+            self.sub.ready().add_done_callback(self._check)
+
+    def _check(self, _: object) -> None:
+        """A wake-up while the client is not reading: cut it off once it fell behind (policy
+        ``disconnect``); give it ``SHUTDOWN_GRACE`` once the hub is closing."""
+        self._watching = False
+        if self._ended or not self._paused:
+            return
+        sub = self.sub
+        if sub.hub.closed:
+            if self._grace is None:
+                self._grace = self.protocol.loop.call_later(SHUTDOWN_GRACE, self._abort)
+            return
+        if sub.hub.limits.slow_consumer == "disconnect" and sub.fell_behind():
+            sub.hub.stats["slow_consumer_cuts"] = sub.hub.stats.get("slow_consumer_cuts", 0) + 1
+            log.info("cut off a stream whose client stopped reading (%s)", ",".join(sub.topics))
+            self._abort()
+            return
+        self._watch()
+
+    # endings
+    def _expired(self) -> None:
+        self._expiry = None
+        if not (self._ended or self.sub.closed or self.sub.hub.closed):
+            if self._paused:
+                self._abort()
+            else:
+                self._finish(encode_retry(self.protocol.hub_state.settings.retry, block=False))
+
+    def _finish(self, hint: bytes) -> None:
+        """End the response with ``hint``."""
+        self._release()
+        stats = self.protocol.hub_state.stats
+        stats.writes += 1
+        stats.bytes += len(hint)
+        self.protocol.transport.write(chunk(hint) + LAST_CHUNK)
+        if self._paused:  # the client is not reading: it gets SHUTDOWN_GRACE to take the end
+            self._grace = self.protocol.loop.call_later(SHUTDOWN_GRACE, self._abort)
+        self.complete()
+
+    def _abort(self) -> None:
+        self._grace = None
+        self._release()
+        self.protocol.transport.abort()
+
+    def connection_lost(self) -> None:
+        self.disconnected = True
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        state = self.protocol.hub_state
+        state.stats.subscriptions -= len(self.sub.topics)
+        self.sub.close()
+        state.closed(self._addr)

@@ -62,6 +62,17 @@ def _notes(r: dict[str, Any], rate: float | None = None) -> str:
     return "; ".join(notes)
 
 
+def _per_event_us(r: dict[str, Any]) -> str:
+    """Server CPU time per delivered event (the per-request cost when each event is one POST)."""
+    return f"{r['server_cpu_s'] * 1e6 / r['delivered']:.0f}" if r.get("delivered") else "–"
+
+
+def _connect_rate(r: dict[str, Any] | None) -> float | None:
+    if not r or "error" in r or not r.get("connect_s"):
+        return None
+    return float(r["loadgen"]["established"]) / float(r["connect_s"])
+
+
 def _servers_for(wl: str, servers: list[str]) -> list[str]:
     return [n for n in servers if SERVER_CLASSES[n].batch == 1 or wl in BATCH_WORKLOADS]
 
@@ -79,14 +90,15 @@ def render(results: dict[str, Any], servers: list[str], workloads: list[str], cf
                          f"{cfg['events']:,} events round-robin, as fast as accepted")
             out.append(f"### {title}\n")
             out.append("| server | delivered events/s | vs sse-starlette | vs nchan | delivered / expected "
-                       "| missing | dup/extra | gaps | publishes/s | server CPU | loadgen CPU | notes |")
-            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                       "| missing | dup/extra | gaps | publishes/s | server CPU | server µs / event "
+                       "| loadgen CPU | notes |")
+            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
             ref_s = _get(results, wl, "sse-starlette", "delivered_per_s")
             ref_n = _get(results, wl, "nchan", "delivered_per_s")
             for name in _servers_for(wl, servers):
                 r = results.get(wl, {}).get(name)
                 if not r or "error" in r:
-                    out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 10)
+                    out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 11)
                     continue
                 lg, pub = r["loadgen"], r["publisher"]
                 v = r["delivered_per_s"]
@@ -94,26 +106,31 @@ def render(results: dict[str, Any], servers: list[str], workloads: list[str], cf
                     f"| {name} | {_fmt(v)} | {_ratio(v, ref_s)} | {_ratio(v, ref_n)} "
                     f"| {r['delivered']:,} / {r['expected']:,} | {max(0, r['expected'] - r['delivered']):,} "
                     f"| {_dup_extra(lg)} | {lg['gaps']} | {_fmt(pub['rate'])} "
-                    f"| {_fmt(r['server_cpu_pct'])} % "
+                    f"| {_fmt(r['server_cpu_pct'])} % | {_per_event_us(r)} "
                     f"| {_fmt(r['loadgen_cpu_pct'])} % ({r['loadgen_cpu_s']:.2f} s) | {_notes(r)} |")
         elif wl == "latency":
             out.append(f"### latency — {cfg['conns']} subscribers of 1 topic, {cfg['rate']:,} events/s "
                        f"for {cfg['seconds']} s (send timestamp → parsed by the subscriber)\n")
             out.append("| server | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs sse-starlette | p99 vs nchan "
+                       "| p50 / p99 vs raw "
                        "| delivered / expected | missing | dup/extra | publish rate | server CPU "
                        "| loadgen CPU "
                        "| notes |")
-            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+
+            def p50(name: str, wl: str = wl) -> float | None:
+                r = results.get(wl, {}).get(name)
+                return r["loadgen"]["lat_us"]["p50"] if r and "error" not in r else None
 
             def p99(name: str, wl: str = wl) -> float | None:
                 r = results.get(wl, {}).get(name)
                 return r["loadgen"]["lat_us"]["p99"] if r and "error" not in r else None
 
-            ref_s, ref_n = p99("sse-starlette"), p99("nchan")
+            ref_s, ref_n, raw50, raw99 = p99("sse-starlette"), p99("nchan"), p50("raw"), p99("raw")
             for name in _servers_for(wl, servers):
                 r = results.get(wl, {}).get(name)
                 if not r or "error" in r:
-                    out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 12)
+                    out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 13)
                     continue
                 lg, pub = r["loadgen"], r["publisher"]
                 lat = lg["lat_us"]
@@ -121,6 +138,7 @@ def render(results: dict[str, Any], servers: list[str], workloads: list[str], cf
                     f"| {name} | {lat['p50'] / 1000:.2f} | {lat['p99'] / 1000:.2f} "
                     f"| {lat['p999'] / 1000:.2f} "
                     f"| {lat['max'] / 1000:.1f} | {_ratio(lat['p99'], ref_s)} | {_ratio(lat['p99'], ref_n)} "
+                    f"| {_ratio(lat['p50'], raw50)} / {_ratio(lat['p99'], raw99)} "
                     f"| {r['delivered']:,} / {r['expected']:,} | {max(0, r['expected'] - r['delivered']):,} "
                     f"| {_dup_extra(lg)} | {_fmt(pub['rate'])}/s | {_fmt(r['server_cpu_pct'])} % "
                     f"| {_fmt(r['loadgen_cpu_pct'])} % | {_notes(r, cfg['rate'])} |")
@@ -129,21 +147,25 @@ def render(results: dict[str, Any], servers: list[str], workloads: list[str], cf
                        "server memory per connection\n")
             out.append("| server | RSS KiB / connection | vs sse-starlette | vs nchan | subscribed "
                        "| RSS before → after MiB "
-                       "| connect all (s) | then 1 event/topic delivered | idle CPU (2 s) | loadgen CPU |")
-            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                       "| connect all (s) | connects/s | connects/s vs nchan | then 1 event/topic delivered "
+                       "| idle CPU (2 s) | loadgen CPU |")
+            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            nchan_rate = _connect_rate(results.get(wl, {}).get("nchan"))
             ref_s = _get(results, wl, "sse-starlette", "kib_per_conn")
             ref_n = _get(results, wl, "nchan", "kib_per_conn")
             for name in _servers_for(wl, servers):
                 r = results.get(wl, {}).get(name)
                 if not r or "error" in r:
-                    out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 8)
+                    out.append(f"| {name} | {(r or {}).get('error', 'not run')[:160]} |" + " |" * 10)
                     continue
                 v = r["kib_per_conn"]
                 out.append(
                     f"| {name} | {_fmt(v, 1)} | {_ratio(v, ref_s)} | {_ratio(v, ref_n)} "
                     f"| {r['loadgen']['established']:,} / {r['loadgen']['conns']:,} "
                     f"| {r['rss_before_kib'] / 1024:.1f} → {r['rss_after_kib'] / 1024:.1f} "
-                    f"| {r['connect_s']:.2f} | {r['delivered']:,} in {r['liveness_s'] * 1000:.0f} ms "
+                    f"| {r['connect_s']:.2f} | {_fmt(_connect_rate(r))} "
+                    f"| {_ratio(_connect_rate(r), nchan_rate)} "
+                    f"| {r['delivered']:,} in {r['liveness_s'] * 1000:.0f} ms "
                     f"| {r['idle_cpu_2s']:.2f} s | {r['loadgen_cpu_s']:.2f} s |")
         out.append("")
     out.append("Ratios are this server ÷ reference: higher is better for events/s, lower is better for "

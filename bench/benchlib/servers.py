@@ -19,7 +19,8 @@ from typing import Any
 
 from .procs import PEERS, STARTUP_TIMEOUT, pin, spawn, stop
 
-ALL_SERVERS = ["ssehub", "ssehub-batch", "ssehub-redis", "sse-starlette", "aiohttp-sse", "nchan"]
+ALL_SERVERS = ["ssehub", "ssehub-asgi", "ssehub-batch", "ssehub-redis", "sse-starlette", "aiohttp-sse",
+               "nchan", "raw"]
 
 # --------------------------------------------------------------------------- servers
 
@@ -95,8 +96,10 @@ class Server:
 
 
 class SSEHub(Server):
+    """One event per POST in its raw-body form (``POST /publish?topic=T``), as Nchan gets it."""
+
     name = "ssehub"
-    mode = "json"
+    mode = "raw"
 
     def available(self) -> str | None:
         if importlib.util.find_spec("ssehub") is None:
@@ -119,12 +122,23 @@ class SSEHub(Server):
         return e
 
 
+class SSEHubASGI(SSEHub):
+    """ssehub with ``front = "asgi"``: every request through uvicorn's ASGI cycle and the
+    Starlette app (the design before the fast front; the path of a mounted app)."""
+
+    name = "ssehub-asgi"
+
+    def env(self) -> dict[str, Any]:
+        return {**super().env(), "SSEHUB_FRONT": "asgi"}
+
+
 class SSEHubBatch(SSEHub):
     """ssehub again, publishing 100 events per POST (a JSON array): its batch publish API.
     Run on the throughput workloads only; the peers have no batch publish."""
 
     name = "ssehub-batch"
     batch = 100
+    mode = "json"
 
 
 class SSEStarlette(Server):
@@ -151,6 +165,22 @@ class AiohttpSSE(Server):
 
     def command(self) -> list[str]:
         return [sys.executable, str(PEERS / "aiohttp_sse_server.py"), "--port", str(self.port)]
+
+
+class Raw(Server):
+    """The floor: uvloop + httptools + ``transport.write`` (peers/raw_server.py)."""
+
+    name = "raw"
+    mode = "raw"
+
+    def available(self) -> str | None:
+        for mod in ("uvloop", "httptools"):
+            if importlib.util.find_spec(mod) is None:
+                return f"{mod} is not installed"
+        return None
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(PEERS / "raw_server.py"), "--port", str(self.port)]
 
 
 NCHAN_MODULE_DIRS = ["/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/usr/lib64/nginx/modules"]
@@ -250,5 +280,6 @@ class SSEHubRedis(SSEHub):
         stop(getattr(self, "redis", None))
 
 
-SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEHubBatch, SSEHubRedis, SSEStarlette, AiohttpSSE, Nchan)}
+SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEHubASGI, SSEHubBatch, SSEHubRedis, SSEStarlette, AiohttpSSE,
+                                     Nchan, Raw)}
 BATCH_WORKLOADS = {"fanout", "topics"}  # where a batched publisher makes sense

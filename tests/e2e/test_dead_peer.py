@@ -8,11 +8,14 @@ import signal
 import sys
 
 import httpx
+import pytest
 
 from tests.support.fixtures import Serve
 from tests.support.hub import subscriber_count, wait_subscribers
 from tests.support.serve import ServeProcess
 from tests.support.sse import SSEStream, subscribe_target
+
+pytestmark = pytest.mark.both_fronts  # the serve fixture: front=fast and front=asgi
 
 SUBSCRIBER = r"""
 import socket, sys

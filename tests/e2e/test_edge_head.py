@@ -20,7 +20,8 @@ from tests.support.serve import ServeProcess, clean_env
 from tests.support.sse import SSEStream, subscribe_target
 from tests.support.wait import TIMEOUT, wait_until
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="socket limits as on Linux")
+pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="socket limits as on Linux"),
+              pytest.mark.both_fronts]
 
 
 async def raw_exchange(port: int, data: bytes, *, chunk: int = 65536, read_timeout: float = TIMEOUT

@@ -8,11 +8,14 @@ import re
 import resource
 
 import httpx
+import pytest
 
 from tests.support.fixtures import Serve
 from tests.support.hub import Stopwatch
 from tests.support.serve import ServeProcess
 from tests.support.sse import SSEStream, subscribe_target
+
+pytestmark = pytest.mark.both_fronts  # the serve fixture: front=fast and front=asgi
 
 SUBSCRIBERS = 1000
 EVENTS = 1000

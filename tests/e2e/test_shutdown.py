@@ -16,6 +16,8 @@ from tests.support.serve import ServeProcess
 from tests.support.sse import SSEStream, stalled_subscriber, subscribe_target
 from tests.support.wait import wait_until
 
+pytestmark = pytest.mark.both_fronts  # the serve fixture: front=fast and front=asgi
+
 STREAMS = 100
 SHUTDOWN_RETRY = 1000
 

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 
 import httpx
 import psutil
+import pytest
 
 from ssehub.wire import Event
 from tests.support.fixtures import Serve
 from tests.support.hub import Stopwatch, wait_subscribers
 from tests.support.serve import ServeProcess
 from tests.support.sse import SSEStream, gap_info, stalled_subscriber, subscribe_target
+
+pytestmark = pytest.mark.both_fronts  # the serve fixture: front=fast and front=asgi
 
 TOPIC = "firehose"
 PAYLOAD = 64 * 1024

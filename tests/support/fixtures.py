@@ -26,8 +26,8 @@ from .sse import SSEStream
 from .uvicorn import InProcServer
 from .wait import TIMEOUT
 
-__all__ = ["HubServer", "Serve", "broker_kind", "http", "hub_server", "make_hub", "redis_cluster",
-           "redis_server", "serve", "sse_streams"]
+__all__ = ["FRONTS", "HubServer", "Serve", "broker_kind", "front_of", "http", "hub_server", "make_hub",
+           "parametrize_fronts", "redis_cluster", "redis_server", "serve", "sse_streams"]
 
 
 class Serve(Protocol):
@@ -54,13 +54,30 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def hub_server() -> AsyncIterator[HubServer]:
-    """Factory: ``await hub_server(history_size=5, ...)`` → a running in-process ssehub server."""
+FRONTS = ("fast", "asgi")
+
+
+def parametrize_fronts(metafunc: pytest.Metafunc) -> None:
+    """``pytest_generate_tests`` hook: a test marked ``both_fronts`` runs once per front."""
+    if metafunc.definition.get_closest_marker("both_fronts") and "serve" in metafunc.fixturenames:
+        metafunc.fixturenames.append("front")
+        metafunc.parametrize("front", FRONTS)
+
+
+def front_of(request: pytest.FixtureRequest) -> str:
+    callspec = getattr(request.node, "callspec", None)
+    return str(callspec.params.get("front", "fast")) if callspec is not None else "fast"
+
+
+@pytest.fixture(params=FRONTS)
+async def hub_server(request: pytest.FixtureRequest) -> AsyncIterator[HubServer]:
+    """Factory: ``await hub_server(history_size=5, ...)`` → a running in-process ssehub server.
+    Every test using it runs against both fronts (``front = fast`` and ``front = asgi``)."""
     running: list[InProcServer] = []
 
     async def start(**settings: Any) -> InProcServer:
-        values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "log_level": "warning"}
+        values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "log_level": "warning",
+                                  "front": request.param}
         values.update(settings)
         inproc = await InProcServer.start(build_server(Settings(**values)))
         running.append(inproc)
@@ -73,7 +90,7 @@ async def hub_server() -> AsyncIterator[HubServer]:
 
 
 @pytest.fixture
-async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
+async def serve(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Serve]:
     """Factory: ``await serve("--history-size", "5")`` → a started ``ssehub serve`` on a free port.
 
     ``port=None`` leaves the port to the flags/environment/config; ``env`` is added to
@@ -83,7 +100,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
 
     async def start(*args: str, port: int | None = 0, env: dict[str, str] | None = None) -> ServeProcess:
         # log level info: the "Uvicorn running on" line tells the bound port (access log is off)
-        argv = ["--host", "127.0.0.1", "--log-level", "info", *args]
+        argv = ["--host", "127.0.0.1", "--log-level", "info", "--front", front_of(request), *args]
         if port is not None:
             argv += ["--port", str(port)]
         proc = ServeProcess(argv, tmp_path / f"serve-{len(procs)}.log", clean_env(**(env or {})))

@@ -191,12 +191,10 @@ class Hub(Bounds, Presence):
         return [format_id(epoch, seq) for seq in seqs]
 
     def commit_now(self, batch: Sequence[Prepared]) -> list[str] | None:
-        """``commit_many`` when the broker appends synchronously (the memory broker) and the
-        hub is open; else None, having done nothing: await ``commit_many`` instead."""
-        append_now = getattr(self.broker, "append_now", None)
-        if append_now is None or self._ticker is None or self.closed:  # (_ticker: opened)
-            return None
-        epoch, seqs = append_now(batch)
+        """``commit_many`` if the broker appends synchronously (memory) and the hub is open."""
+        if not hasattr(self.broker, "append_now") or self._ticker is None or self.closed:
+            return None  # done nothing (_ticker: not opened): await commit_many
+        epoch, seqs = self.broker.append_now(batch)
         self.stats["published"] += len(seqs)
         return [format_id(epoch, seq) for seq in seqs]
 

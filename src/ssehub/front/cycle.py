@@ -102,7 +102,7 @@ class DirectCycle:
         parts = head(status, headers, protocol.server_state.default_headers, keep_alive=self.keep_alive)
         parts.append(body)
         transport.write(b"".join(parts))
-        self.status = status
+        self.started(status)
         self.complete()
 
     def respond_error(self, exc: SSEHubError, *, publish: bool = False) -> None:
@@ -112,16 +112,20 @@ class DirectCycle:
         headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
         self.respond(exc.status, headers, error_body(exc))
 
-    def complete(self) -> None:
-        """The response is sent: log it, then let uvicorn go on (next pipelined request,
-        keep-alive timer) or close the connection."""
-        self.response_complete = True
-        protocol = self.protocol
-        if protocol.access_log:
+    def started(self, status: int) -> None:
+        """The response head is written: the access log line, as uvicorn writes it then."""
+        self.status = status
+        if self.protocol.access_log:
             scope = self.scope
             access_log.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope),  # type: ignore[arg-type]
                             scope["method"], get_path_with_query_string(scope),  # type: ignore[arg-type]
-                            scope["http_version"], self.status)
+                            scope["http_version"], status)
+
+    def complete(self) -> None:
+        """The response is sent: let uvicorn go on (next pipelined request, keep-alive
+        timer) or close the connection."""
+        self.response_complete = True
+        protocol = self.protocol
         if not self.keep_alive:
             protocol.transport.close()
         protocol.on_response_complete()

@@ -97,11 +97,11 @@ class DirectStream(DirectCycle):
         parts = head(200, [*headers, CHUNKED], protocol.server_state.default_headers,
                      keep_alive=self.keep_alive)
         parts.append(chunk(opening))
-        self.status = 200
         stats = protocol.hub_state.stats
         stats.writes += 1
         stats.bytes += len(opening)
         protocol.transport.write(b"".join(parts))
+        self.started(200)
         self._pump(None)
 
     def _pump(self, _: object) -> None:

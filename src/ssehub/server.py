@@ -7,10 +7,12 @@ its jittered ``retry:`` hint and ends, then uvicorn's own shutdown finds nothing
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import ipaddress
 import logging
 import logging.config
+import os
 import re
 import socket
 import sys
@@ -47,10 +49,13 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, state: HubState) -> None:
         super().__init__(config)
         self.hub_state = state
+        self.own_process = False  # the whole process is this server's (``run``): tune its GC
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and not self.should_exit and self.servers:
+            if self.own_process:
+                tune_gc()
             if self.hub_state.settings.log_format == "json":
                 logging.getLogger("uvicorn.error").info(banner(self))
             else:
@@ -59,6 +64,22 @@ class Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.hub_state.close()
         await super().shutdown(sockets)
+
+
+def tune_gc() -> None:
+    """Garbage collection for a process that holds many long-lived connections.
+
+    CPython's collector is triggered by allocations and each collection of the oldest
+    generation walks every tracked object: with thousands of open streams (a few dozen
+    objects each) a burst of connects spent a third of its CPU in ``gc_collect_main``. The
+    objects of the start-up (modules, app, settings) are frozen out of the collector and the
+    youngest generation is collected every 20,000 allocations instead of 700; reference cycles
+    are still collected, less often.
+    """
+    gc.collect()
+    gc.freeze()
+    threshold = int(os.environ.get("SSEHUB_GC_T0", "20000"))
+    gc.set_threshold(threshold, 10, 10)
 
 
 def is_loopback(host: str) -> bool:
@@ -172,4 +193,5 @@ def run(settings: Settings) -> None:
     # served Host names) are printed like every later one
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
     server = build_server(settings, log_config=None)
+    server.own_process = True
     server.run()

@@ -48,7 +48,9 @@ def _worker(settings: Settings, sock: socket.socket) -> None:  # pragma: no cove
     from .server import build_server
 
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
-    build_server(settings, log_config=None).run(sockets=[sock])
+    server = build_server(settings, log_config=None)
+    server.own_process = True
+    server.run(sockets=[sock])
 
 
 def run_workers(settings: Settings) -> None:

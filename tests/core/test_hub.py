@@ -15,6 +15,7 @@ from ssehub import Hub
 from ssehub.core import SlowConsumer, parse_id
 from ssehub.errors import HubClosed, InvalidField, InvalidTopic
 from ssehub.wire import Event, Parser
+from tests.support.wait import wait_until
 
 MakeHub = Callable[..., Hub]
 
@@ -344,7 +345,7 @@ async def test_a_leaving_subscriber_wakes_nobody_else(make_hub: MakeHub) -> None
         subs = [hub.subscribe("t") for _ in range(50)]
         tasks = [asyncio.create_task(s.next_chunk()) for s in subs]
         await asyncio.sleep(0)
-        waiters = list(hub.topic("t").waiters)
+        waiters = [w for w in hub.topic("t").waiters if isinstance(w, asyncio.Future)]
         assert len(waiters) == 50
         tasks[0].cancel()
         await asyncio.sleep(0)
@@ -385,3 +386,33 @@ async def test_library_events_keep_their_fields(make_hub: MakeHub) -> None:
         plain = await hub.publish("t", "c")
         got = await take(sub, 2)
         assert got == [Event("a\nb", "tick", ident, 1500), Event("c", None, plain, None)]
+
+
+async def test_when_ready_calls_back_once_per_wake_up_of_any_topic(make_hub: MakeHub) -> None:
+    # the fast front's streams wait with a callback, not a future: it must fire once, from
+    # the loop (never inside the publish), however many of the subscription's topics woke it
+    async with make_hub() as hub:
+        sub = hub.subscribe(["a", "b"])
+        await sub.start()
+        calls: list[object] = []
+        sub.when_ready(calls.append, asyncio.get_running_loop())
+        assert sub.poll() is None
+        await hub.commit_many([hub.prepare(["a", "b"], "x")])
+        await wait_until(lambda: calls == [None], what="the wake-up callback")
+        await hub.publish("a", "y")
+        await asyncio.sleep(0.05)
+        assert calls == [None]  # one-shot: a second wake-up needs a second when_ready
+        chunk = sub.poll()
+        assert chunk is not None and chunk.count(b"data: x") == 1 and b"data: y" in chunk
+        sub.close()
+
+
+async def test_a_wake_up_callback_is_never_run_inside_the_publish() -> None:
+    async with Hub() as hub:  # memory: the publish applies (and wakes) synchronously
+        sub = hub.subscribe("a")
+        calls: list[object] = []
+        sub.when_ready(calls.append, asyncio.get_running_loop())
+        await hub.publish("a", "x")
+        assert calls == []
+        await asyncio.sleep(0)
+        assert calls == [None]

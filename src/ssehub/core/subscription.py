@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from heapq import merge
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from ..errors import SlowConsumer, SubscriptionClosed
 from ..wire import Event, Parser, encode
 from .gaps import GapReason, gap_event
 from .positions import EARLIEST, format_id, parse_id
-from .topic import Topic
+from .topic import Topic, Waker
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -227,6 +228,13 @@ class Subscription:
             topic.waiters.append(waiter)
         return waiter
 
+    def when_ready(self, callback: Callable[[object], None], loop: asyncio.AbstractEventLoop) -> None:
+        """``ready().add_done_callback(callback)`` without a future: ``callback`` is scheduled
+        on ``loop`` (``call_soon``) once, at the next wake-up of any of this subscription's topics."""
+        waker = Waker(loop, callback)
+        for topic in self._topics:
+            topic.waiters.append(waker)
+
     async def wait(self) -> None:
         """Wait until ``ready()``."""
         await self.ready()
@@ -258,6 +266,9 @@ class Subscription:
                 self._cursors[0] = base + end
                 self._last_ids[0] = log.seqs[end - 1]
                 return log.frames[slot] if end - slot == 1 else b"".join(log.frames[slot:end])
+            hub = self._hub
+            if slot == end and self._tick == hub.tick_count and not hub.closed:
+                return None  # at the head, no heartbeat due: the common "nothing new"
         out = self._take()
         if out:  # even when the hub is closing: what it accepted is delivered first
             return out[0] if len(out) == 1 else b"".join(out)

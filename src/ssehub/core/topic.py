@@ -3,10 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Protocol
 
 from .log import TopicLog
 
-__all__ = ["Topic"]
+__all__ = ["Topic", "Waiter", "Waker"]
+
+
+class Waiter(Protocol):
+    """What a topic wakes: an ``asyncio.Future`` or a ``Waker``."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: None) -> None: ...
+
+
+class Waker:
+    """A one-shot wake-up callback, lighter than a future with a done-callback: woken, it
+    schedules ``callback(None)`` with ``call_soon`` (once, however many topics wake it)."""
+
+    __slots__ = ("_callback", "_done", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[object], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: None) -> None:
+        if not self._done:
+            self._done = True
+            self._loop.call_soon(self._callback, result)
 
 
 class Topic:
@@ -28,7 +57,7 @@ class Topic:
         self.name = name
         self.log = log
         self.subscribers = 0
-        self.waiters: list[asyncio.Future[None]] = []
+        self.waiters: list[Waiter] = []
         self.live_from = live_from
         self.warming: asyncio.Future[None] | None = None
 

@@ -43,6 +43,24 @@ def head(status: int, headers: list[tuple[bytes, bytes]], default_headers: list[
     return parts
 
 
+class _OkJSON:
+    """The head of ``200 application/json`` up to the content length's value, for the current
+    ``default_headers`` list (uvicorn makes a new one, with a new ``date``, each second)."""
+
+    source: object = None
+    heads: tuple[bytes, bytes] = (b"", b"")
+
+    @classmethod
+    def head(cls, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
+        if default_headers is not cls.source:
+            cls.heads = tuple(  # type: ignore[assignment]
+                b"".join(head(200, [(b"content-type", b"application/json")], default_headers,
+                              keep_alive=keep)[:-1]) + b"content-length: "
+                for keep in (False, True))
+            cls.source = default_headers
+        return cls.heads[keep_alive]
+
+
 def error_body(exc: SSEHubError) -> bytes:
     """The JSON body of an error answer, byte for byte what the ASGI app's ``JSONResponse`` sends."""
     return json.dumps({"error": exc.message}, ensure_ascii=False, allow_nan=False,
@@ -103,6 +121,18 @@ class DirectCycle:
         parts.append(body)
         transport.write(b"".join(parts))
         self.started(status)
+        self.complete()
+
+    def respond_json(self, body: bytes) -> None:
+        """``respond(200, application/json, body)`` from a cached head: the publish answer."""
+        protocol = self.protocol
+        transport = protocol.transport
+        if self.disconnected or transport.is_closing():
+            self.response_complete = True
+            return
+        prefix = _OkJSON.head(protocol.server_state.default_headers, self.keep_alive)
+        transport.write(b"%s%d\r\n\r\n%s" % (prefix, len(body), body))
+        self.started(200)
         self.complete()
 
     def respond_error(self, exc: SSEHubError, *, publish: bool = False) -> None:

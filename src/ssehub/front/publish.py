@@ -30,7 +30,6 @@ __all__ = ["DirectPublish"]
 
 log = logging.getLogger("ssehub")
 
-JSON = [(b"content-type", b"application/json")]
 TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
@@ -88,7 +87,7 @@ class DirectPublish(DirectCycle):
             self.respond(500, TEXT, b"Internal Server Error")
             return
         if answer is not None:
-            self.respond(200, JSON, answer)
+            self.respond_json(answer)
             return
         self._task = task = asyncio.get_running_loop().create_task(self._run(request))
         tasks = self.protocol.tasks
@@ -104,7 +103,7 @@ class DirectPublish(DirectCycle):
             log.exception("publish failed")
             self.respond(500, TEXT, b"Internal Server Error")
         else:
-            self.respond(200, JSON, answer)
+            self.respond_json(answer)
 
     def connection_lost(self) -> None:
         self.disconnected = True

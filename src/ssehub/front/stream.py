@@ -22,7 +22,7 @@ import json
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Scope
 
@@ -41,11 +41,25 @@ __all__ = ["DirectStream"]
 log = logging.getLogger("ssehub")
 
 CHUNKED = (b"transfer-encoding", b"chunked")
+RELEASED: Any = {}
 LAST_CHUNK = b"0\r\n\r\n"
 
 
+class _Last:
+    """The last chunk made: the subscribers of a topic woken by one publish all send the
+    same frame object (the topic log's), so it is chunk-encoded once for all of them."""
+
+    body: bytes | None = None
+    chunk = b""
+
+
 def chunk(body: bytes) -> bytes:
-    return b"".join((b"%x\r\n" % len(body), body, b"\r\n"))
+    """``body`` as one HTTP/1.1 chunk."""
+    if body is _Last.body:
+        return _Last.chunk
+    out = b"".join((b"%x\r\n" % len(body), body, b"\r\n"))
+    _Last.body, _Last.chunk = body, out
+    return out
 
 
 class DirectStream(DirectCycle):
@@ -102,6 +116,9 @@ class DirectStream(DirectCycle):
         stats.bytes += len(opening)
         protocol.transport.write(b"".join(parts))
         self.started(200)
+        # an open stream keeps only what it needs: not its request's scope and headers
+        self.scope = protocol.scope = RELEASED
+        protocol.headers = []
         self._pump(None)
 
     def _pump(self, _: object) -> None:
@@ -119,7 +136,7 @@ class DirectStream(DirectCycle):
                 self._finish(encode_retry(base + random.randint(0, base), block=False))
                 return
             if frames is None:
-                sub.ready().add_done_callback(self._pump)
+                sub.when_ready(self._pump, self.protocol.loop)
                 return
             body = frames or HEARTBEAT
             stats.writes += 1
@@ -144,7 +161,7 @@ class DirectStream(DirectCycle):
     def _watch(self) -> None:
         if not self._watching and not self._ended:
             self._watching = True
-            self.sub.ready().add_done_callback(self._check)
+            self.sub.when_ready(self._check, self.protocol.loop)
 
     def _check(self, _: object) -> None:
         """A wake-up while the client is not reading: cut it off once it fell behind (policy

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
@@ -25,8 +24,7 @@ from .query import Query
 __all__ = ["RESERVED_EVENTS", "Publication", "in_item", "parse_publications", "read_body"]
 
 
-@dataclass(frozen=True, slots=True)
-class Publication:
+class Publication(NamedTuple):  # (a NamedTuple: built once per publish, cheaper than a dataclass)
     topics: tuple[str, ...] | list[Any]
     data: str
     event: str | None = None

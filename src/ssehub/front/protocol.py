@@ -54,6 +54,7 @@ class FrontProtocol(GuardedProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._direct: DirectCycle | None = None  # the request this front is answering itself
+        self._host_ok: bytes | None = None  # a Host value already allowed on this connection
 
     # routing
     def _dispatch(self) -> None:
@@ -79,7 +80,7 @@ class FrontProtocol(GuardedProtocol):
             with contextlib.suppress(StopIteration):
                 step.send(None)
         keep_alive = self.parser.should_keep_alive()
-        refused = refused_host(self.hub_app, scope)
+        refused = self._refused_host(scope)
         if refused is not None:
             self._answer_error(DirectCycle(self, scope, keep_alive), refused, publish)
         elif publish:
@@ -91,6 +92,16 @@ class FrontProtocol(GuardedProtocol):
                 self._answer_error(DirectCycle(self, scope, keep_alive), exc, False)
                 return
             self._start(DirectStream(self, scope, keep_alive, opened))
+
+    def _refused_host(self, scope: Scope) -> SSEHubError | None:
+        """``refused_host``, remembered for the Host value a kept-alive connection repeats."""
+        host = next((value for name, value in self.headers if name == b"host"), None)
+        if host is not None and host == self._host_ok:
+            return None
+        refused = refused_host(self.hub_app, scope)
+        if refused is None:
+            self._host_ok = host
+        return refused
 
     def _direct_ok(self) -> bool:
         cycle = self.cycle

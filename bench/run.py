@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown workload {w!r} (choose from {', '.join(ALL_WORKLOADS)})")
     for s in servers:
         if s not in SERVER_CLASSES:
-            ap.error(f"unknown server {s!r} (choose from {', '.join(ALL_SERVERS)})")
+            ap.error(f"unknown server {s!r} (choose from {', '.join(SERVER_CLASSES)})")
     cfgs = QUICK if args.quick else FULL
 
     ncpu = os.cpu_count() or 1

@@ -21,6 +21,8 @@ from .procs import PEERS, STARTUP_TIMEOUT, pin, spawn, stop
 
 ALL_SERVERS = ["ssehub", "ssehub-asgi", "ssehub-batch", "ssehub-redis", "sse-starlette", "aiohttp-sse",
                "nchan", "raw"]
+# not in the default run: another server for ssehub's app (issue 9's design (d))
+EXTRA_SERVERS = ["ssehub-granian"]
 
 # --------------------------------------------------------------------------- servers
 
@@ -130,6 +132,26 @@ class SSEHubASGI(SSEHub):
 
     def env(self) -> dict[str, Any]:
         return {**super().env(), "SSEHUB_FRONT": "asgi"}
+
+
+class SSEHubGranian(SSEHub):
+    """ssehub's ASGI app under granian (Rust HTTP, uvloop) instead of uvicorn: ``--servers
+    ssehub-granian`` (``pip install granian``)."""
+
+    name = "ssehub-granian"
+
+    def available(self) -> str | None:
+        if importlib.util.find_spec("granian") is None:
+            return "granian is not installed (pip install granian)"
+        return super().available()
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop", "--http", "1",
+                "--no-ws", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+                "ssehub_granian:app"]
+
+    def env(self) -> dict[str, Any]:
+        return {**super().env(), "PYTHONPATH": str(PEERS)}
 
 
 class SSEHubBatch(SSEHub):
@@ -280,6 +302,6 @@ class SSEHubRedis(SSEHub):
         stop(getattr(self, "redis", None))
 
 
-SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEHubASGI, SSEHubBatch, SSEHubRedis, SSEStarlette, AiohttpSSE,
-                                     Nchan, Raw)}
+SERVER_CLASSES = {c.name: c for c in (SSEHub, SSEHubASGI, SSEHubGranian, SSEHubBatch, SSEHubRedis,
+                                     SSEStarlette, AiohttpSSE, Nchan, Raw)}
 BATCH_WORKLOADS = {"fanout", "topics"}  # where a batched publisher makes sense

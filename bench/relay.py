@@ -229,7 +229,9 @@ headers = {{ "x-simulator-timestamps" = "1" }}
 {f"params = {{ max_tokens = {args.max_tokens} }}" if args.max_tokens else ""}
 """, encoding="utf-8")
     relay_argv = ["serve", "--port", str(rp), "--log-level", "warning", "--config", str(config),
-                  "--max-generations", str(10 * n), "--chat-rate-per-minute", str(1_000_000)]
+                  "--max-generations", str(10 * n), "--chat-rate-per-minute", str(1_000_000),
+                  # every reader is this one client address
+                  "--max-generations-per-client", str(10 * n)]
     with process(sim_argv, other_cpus) as sim_proc, process(relay_argv, relay_cpus) as relay_proc:
         await wait_ready(f"{sim}/v1/models", sim_proc)
         await wait_ready(f"{relay}/v1/models", relay_proc)

@@ -95,6 +95,10 @@ class DirectStream(DirectCycle):
             body = json.dumps({"error": exc.message}).encode()
             self.respond(exc.status, [(b"content-type", b"application/json")], body)
             return
+        except Exception:  # the hub closing meanwhile, or a bug: never a connection left hanging
+            log.exception("could not start a stream")
+            self._abort()
+            return
         if not self._ended:
             self._open()
 

@@ -21,7 +21,7 @@ from ..errors import HostNotAllowed, SSEHubError
 from ..relay import Relay
 from ..relay.coordination import Coordination
 from .auth import Auth
-from .chat import chat_routes
+from .chat import ChatStream, chat_routes
 from .hosts import AllowedHosts
 from .hub_routes import PRIVATE_PREFIX, Publish, Subscribe, hub_routes
 from .metrics import metrics_routes, registry_for
@@ -115,6 +115,9 @@ class _Guarded:
 _FAST: dict[tuple[str, str], Any] = {
     ("GET", "/subscribe"): Subscribe(),
     ("POST", "/publish"): _Guarded(Publish()),
+    # every token of a generation read this way is one send: through the middleware stack,
+    # each send crossed four wrappers (measured: 15 % of the relay's CPU per token)
+    ("GET", "/chat/stream"): _Guarded(ChatStream()),
 }
 
 

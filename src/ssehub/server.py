@@ -12,7 +12,6 @@ import importlib.util
 import ipaddress
 import logging
 import logging.config
-import os
 import re
 import socket
 import sys
@@ -20,14 +19,13 @@ from typing import Any, cast
 
 import uvicorn
 import uvicorn.logging
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .asgi import create_app
 from .asgi.app import HubApp
 from .asgi.hosts import describe_allowed_hosts
 from .asgi.state import HubState
 from .config import Settings
-from .front import front_protocol_class
+from .front import front_protocol_class, proxy_headers
 from .logs import RedactTokens, log_config
 from .server_protocol import limits_for, protocol_class, raise_nofile_limit
 
@@ -78,8 +76,7 @@ def tune_gc() -> None:
     """
     gc.collect()
     gc.freeze()
-    threshold = int(os.environ.get("SSEHUB_GC_T0", "20000"))
-    gc.set_threshold(threshold, 10, 10)
+    gc.set_threshold(20_000, 10, 10)
 
 
 def is_loopback(host: str) -> bool:
@@ -161,8 +158,7 @@ def build_server(settings: Settings, **uvicorn_options: Any) -> Server:
         # the fast front also serves /publish and /subscribe itself (front/)
         limits = limits_for(settings, raise_nofile_limit())
         if settings.front == "fast":
-            proxy = (ProxyHeadersMiddleware(app, list(settings.trusted_proxies))  # type: ignore[arg-type]
-                     if settings.trusted_proxies else None)
+            proxy = proxy_headers(list(settings.trusted_proxies)) if settings.trusted_proxies else None
             options["http"] = front_protocol_class(limits, cast(HubApp, app), proxy)
         else:
             options["http"] = protocol_class(limits)

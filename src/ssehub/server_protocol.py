@@ -23,6 +23,7 @@ keep-alive are uvicorn's, untouched.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import resource
@@ -40,7 +41,6 @@ __all__ = ["EdgeLimits", "GuardedProtocol", "admit", "error_head", "limits_for",
 
 log = logging.getLogger("ssehub")
 
-WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 RESERVED_FDS = 128  # files, log files, broker and upstream connections: never used by clients
 LINGER = 1.0  # seconds a refused connection stays open (not reading) so its answer is read
 
@@ -51,6 +51,14 @@ class EdgeLimits:
     header_timeout: float = 10.0
     max_connections: int = 100_000
     overflow: int = 64  # connections past max_connections that still get a 503 (not a reset)
+
+
+def _is_ip(host: str) -> bool:
+    """A single IP address, not a wildcard (0.0.0.0, ::) nor a name."""
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
 
 
 def raise_nofile_limit() -> int:
@@ -140,8 +148,8 @@ class GuardedProtocol(HttpToolsProtocol):
             return cls._local
         local = get_local_addr(transport)
         config = self.config
-        if local is not None and config.host not in WILDCARDS and config.uds is None and config.fd is None:
-            cls._local = local
+        if local is not None and _is_ip(config.host) and config.uds is None and config.fd is None:
+            cls._local = local  # (a name such as localhost may be bound on several addresses)
         return local
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -235,7 +243,9 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_open = True
-        self._arm()
+        self._idle_since = None  # a request is under way (even one pipelined behind an answer)
+        if self._head_since is None:  # (the first head's deadline runs from the connect)
+            self._arm()
 
     def on_headers_complete(self) -> None:
         self._head_open = False

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["DirectCycle", "error_body", "head"]
 
 access_log = logging.getLogger("uvicorn.access")
+log = logging.getLogger("ssehub")
 
 
 def head(status: int, headers: list[tuple[bytes, bytes]], default_headers: list[tuple[bytes, bytes]],
@@ -92,6 +93,10 @@ class DirectCycle:
         self.response_complete = False
         self.status = 0
 
+    def begin(self) -> None:
+        """Start serving, once this cycle is the protocol's current one (any write may pause
+        the transport, and the protocol must know whom to tell)."""
+
     # what uvicorn's protocol calls
     def on_body(self, body: bytes) -> None:
         """A piece of the request body (ignored unless a route reads it)."""
@@ -102,11 +107,20 @@ class DirectCycle:
     def connection_lost(self) -> None:
         """The peer went away (or the server closed the connection)."""
 
-    def pause_writing(self) -> None:
-        """The transport's write buffer is above its high-water mark."""
-
     def resume_writing(self) -> None:
-        """... and drained below its low-water mark."""
+        """The transport's write buffer drained below its low-water mark."""
+
+    def fail(self, exc: BaseException) -> None:
+        """An unexpected error while serving (a bug): logged with its traceback, answered like
+        uvicorn answers an app's exception (500, or the connection closed once a response
+        started) — never a silent parser error."""
+        log.error("error serving %s %s", self.scope.get("method"), self.scope.get("path"), exc_info=exc)
+        transport = self.protocol.transport
+        if self.status or self.response_complete:
+            transport.abort()
+            return
+        self.keep_alive = False
+        self.respond(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
 
     # answering
     def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

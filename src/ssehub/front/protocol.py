@@ -35,7 +35,7 @@ from .cycle import DirectCycle
 from .publish import DirectPublish
 from .stream import DirectStream
 
-__all__ = ["FrontProtocol", "front_protocol_class"]
+__all__ = ["FrontProtocol", "front_protocol_class", "proxy_headers"]
 
 log = logging.getLogger("ssehub")
 
@@ -58,6 +58,20 @@ class FrontProtocol(GuardedProtocol):
 
     # routing
     def _dispatch(self) -> None:
+        try:
+            self._route()
+        except Exception as exc:  # a bug in a direct route: never a silent "invalid request"
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        cycle = self.cycle
+        if isinstance(cycle, DirectCycle) and not cycle.response_complete:
+            cycle.fail(exc)
+        else:
+            log.error("error serving a request", exc_info=exc)
+            self.transport.abort()
+
+    def _route(self) -> None:
         url = self.url
         if not url.startswith(_HOT) or not self._direct_ok():
             super()._dispatch()
@@ -76,6 +90,8 @@ class FrontProtocol(GuardedProtocol):
         scope["query_string"] = parsed.query or b""
         scope["app"] = self.hub_app
         if self.proxy is not None:  # uvicorn's own X-Forwarded-For logic, for trusted proxies
+            # (the middleware wraps an app that does nothing: run to its end, it has only
+            # rewritten scope["client"] and scope["scheme"])
             step = self.proxy(scope, None, None)  # type: ignore[arg-type]
             with contextlib.suppress(StopIteration):
                 step.send(None)
@@ -111,8 +127,8 @@ class FrontProtocol(GuardedProtocol):
 
     def _start(self, cycle: DirectCycle) -> None:
         self.cycle = cycle  # type: ignore[assignment]  # duck-types uvicorn's RequestResponseCycle
-        if not cycle.response_complete:
-            self._direct = cycle
+        self._direct = cycle
+        cycle.begin()
 
     def _answer_error(self, cycle: DirectCycle, exc: SSEHubError, publish: bool) -> None:
         self.cycle = cycle  # type: ignore[assignment]
@@ -126,14 +142,20 @@ class FrontProtocol(GuardedProtocol):
     def _body(self, body: bytes) -> None:
         cycle = self.cycle
         if isinstance(cycle, DirectCycle):
-            cycle.on_body(body)
+            try:
+                cycle.on_body(body)
+            except Exception as exc:
+                self._failed(exc)
         else:
             super()._body(body)
 
     def _complete(self) -> None:
         cycle = self.cycle
         if isinstance(cycle, DirectCycle):
-            cycle.on_message_complete()
+            try:
+                cycle.on_message_complete()
+            except Exception as exc:
+                self._failed(exc)
         else:
             super()._complete()
 
@@ -144,15 +166,16 @@ class FrontProtocol(GuardedProtocol):
         if direct is not None:
             direct.connection_lost()
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self._direct is not None:
-            self._direct.pause_writing()
-
-    def resume_writing(self) -> None:
+    def resume_writing(self) -> None:  # (a pause is read from uvicorn's FlowControl)
         super().resume_writing()
         if self._direct is not None:
             self._direct.resume_writing()
+
+
+def proxy_headers(trusted: list[str]) -> ProxyHeadersMiddleware:
+    """uvicorn's proxy-headers logic for the direct path: its middleware around an app that
+    does nothing (``_dispatch`` runs it to the end: it only rewrites the scope)."""
+    return ProxyHeadersMiddleware(_nothing, trusted)
 
 
 def front_protocol_class(limits: EdgeLimits, app: HubApp, proxy: ProxyHeadersMiddleware | None = None

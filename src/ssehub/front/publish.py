@@ -30,11 +30,9 @@ __all__ = ["DirectPublish"]
 
 log = logging.getLogger("ssehub")
 
-TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
-
 
 class DirectPublish(DirectCycle):
-    __slots__ = ("_body", "_failed", "_grant", "_headers", "_limit", "_task")
+    __slots__ = ("_body", "_continue", "_failed", "_grant", "_headers", "_limit", "_task")
 
     def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
                  expect_continue: bool) -> None:
@@ -42,20 +40,24 @@ class DirectPublish(DirectCycle):
         self._body = bytearray()
         self._failed = False
         self._task: asyncio.Task[None] | None = None
-        state = protocol.hub_state
-        self._limit = state.settings.max_event_bytes
+        self._limit = protocol.hub_state.settings.max_event_bytes
         self._headers = Headers(scope=scope)
         self._grant: Grant | None = None
+        self._continue = expect_continue
+
+    def begin(self) -> None:
+        """The checks that need only the head: Host was checked by the protocol; here the
+        site, the token and the declared size."""
         try:
-            self._grant = publish_gate(state, scope, self._headers)
+            self._grant = publish_gate(self.protocol.hub_state, self.scope, self._headers)
             declared = self._headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > self._limit:
                 raise PayloadTooLarge(f"body larger than max_event_bytes ({self._limit} bytes)")
         except SSEHubError as exc:
             self._fail(exc)
             return
-        if expect_continue:
-            protocol.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self._continue:
+            self.protocol.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _fail(self, exc: SSEHubError) -> None:
         """Answer ``exc`` now; the rest of the body is read and dropped by the parser."""
@@ -82,9 +84,8 @@ class DirectPublish(DirectCycle):
         except SSEHubError as exc:
             self.respond_error(exc, publish=True)
             return
-        except Exception:  # a bug: answered like uvicorn answers an app's exception
-            log.exception("publish failed")
-            self.respond(500, TEXT, b"Internal Server Error")
+        except Exception as exc:  # a bug: answered like uvicorn answers an app's exception
+            self.fail(exc)
             return
         if answer is not None:
             self.respond_json(answer)
@@ -99,9 +100,8 @@ class DirectPublish(DirectCycle):
             answer = await request.run()
         except SSEHubError as exc:
             self.respond_error(exc, publish=True)
-        except Exception:
-            log.exception("publish failed")
-            self.respond(500, TEXT, b"Internal Server Error")
+        except Exception as exc:
+            self.fail(exc)
         else:
             self.respond_json(answer)
 

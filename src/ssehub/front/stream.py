@@ -63,29 +63,33 @@ def chunk(body: bytes) -> bytes:
 
 
 class DirectStream(DirectCycle):
-    __slots__ = ("_addr", "_ended", "_expiry", "_grace", "_paused", "_watching", "sub")
+    __slots__ = ("_addr", "_ended", "_expires", "_expiry", "_grace", "_watching", "sub")
 
     def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
                  opened: Opened) -> None:
         super().__init__(protocol, scope, keep_alive)
         self.sub = opened.sub
         self._addr = opened.addr
+        self._expires = opened.expires
         self._ended = False
-        self._paused = False
-        self._watching = False  # a ready() callback that watches a paused stream is pending
+        self._watching = False  # a wake-up callback that watches a paused stream is pending
         self._grace: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
         protocol.hub_state.stats.subscriptions += len(self.sub.topics)
-        if opened.expires is not None:
-            loop = protocol.loop  # (exp is Unix time; the loop's clock is not)
-            self._expiry = loop.call_at(loop.time() + max(0.0, opened.expires - time.time()),
-                                        self._expired)
+
+    def begin(self) -> None:
         if self.sub.started:
             self._open()
         else:  # a resume on a shared broker: its topics' history loads first
-            task = protocol.loop.create_task(self._start())
-            protocol.tasks.add(task)
-            task.add_done_callback(protocol.tasks.discard)
+            task = self.protocol.loop.create_task(self._start())
+            self.protocol.tasks.add(task)
+            task.add_done_callback(self.protocol.tasks.discard)
+
+    @property
+    def _paused(self) -> bool:
+        """The transport's buffer is over its high-water mark (uvicorn's flow control is the
+        one record of it: a pause may have begun before this stream did)."""
+        return bool(self.protocol.flow.write_paused)
 
     async def _start(self) -> None:
         try:
@@ -95,9 +99,8 @@ class DirectStream(DirectCycle):
             body = json.dumps({"error": exc.message}).encode()
             self.respond(exc.status, [(b"content-type", b"application/json")], body)
             return
-        except Exception:  # the hub closing meanwhile, or a bug: never a connection left hanging
-            log.exception("could not start a stream")
-            self._abort()
+        except Exception as exc:  # the hub closing meanwhile, or a bug: never left hanging
+            self.fail(exc)
             return
         if not self._ended:
             self._open()
@@ -123,11 +126,17 @@ class DirectStream(DirectCycle):
         # an open stream keeps only what it needs: not its request's scope and headers
         self.scope = protocol.scope = RELEASED
         protocol.headers = []
+        if self._expires is not None:  # armed once the head is out, as on the ASGI path
+            loop = protocol.loop  # (exp is Unix time; the loop's clock is not)
+            self._expiry = loop.call_at(loop.time() + max(0.0, self._expires - time.time()), self._expired)
         self._pump(None)
 
     def _pump(self, _: object) -> None:
         """Write everything new, then wait for the next wake-up (or for the buffer to drain)."""
-        if self._ended or self._paused:
+        if self._ended:
+            return
+        if self._paused:
+            self._watch()
             return
         sub = self.sub
         write = self.protocol.transport.write
@@ -151,16 +160,11 @@ class DirectStream(DirectCycle):
                 return
 
     # back-pressure
-    def pause_writing(self) -> None:
-        self._paused = True
-
     def resume_writing(self) -> None:
-        if self._paused:
-            self._paused = False
-            if self._grace is not None:
-                self._grace.cancel()
-                self._grace = None
-            self._pump(None)
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self._pump(None)
 
     def _watch(self) -> None:
         if not self._watching and not self._ended:
@@ -200,15 +204,23 @@ class DirectStream(DirectCycle):
         stats = self.protocol.hub_state.stats
         stats.writes += 1
         stats.bytes += len(hint)
-        self.protocol.transport.write(chunk(hint) + LAST_CHUNK)
-        if self._paused:  # the client is not reading: it gets SHUTDOWN_GRACE to take the end
-            self._grace = self.protocol.loop.call_later(SHUTDOWN_GRACE, self._abort)
+        transport = self.protocol.transport
+        transport.write(chunk(hint) + LAST_CHUNK)
+        if self._paused:
+            # the client is not reading: the connection closes once the end is flushed, and is
+            # aborted if it still is not after SHUTDOWN_GRACE (it serves nothing else by then)
+            self.keep_alive = False
+            self.protocol.loop.call_later(SHUTDOWN_GRACE, _abort_unflushed, transport)
         self.complete()
 
     def _abort(self) -> None:
         self._grace = None
         self._release()
         self.protocol.transport.abort()
+
+    def fail(self, exc: BaseException) -> None:
+        self._release()
+        super().fail(exc)
 
     def connection_lost(self) -> None:
         self.disconnected = True
@@ -228,3 +240,9 @@ class DirectStream(DirectCycle):
         state.stats.subscriptions -= len(self.sub.topics)
         self.sub.close()
         state.closed(self._addr)
+
+
+def _abort_unflushed(transport: asyncio.Transport) -> None:
+    """The grace of a closing stream's connection is over: drop what its client never read."""
+    if transport.get_write_buffer_size():
+        transport.abort()

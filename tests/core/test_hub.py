@@ -13,6 +13,7 @@ import pytest
 
 from ssehub import Hub
 from ssehub.core import SlowConsumer, parse_id
+from ssehub.core.topic import Waker
 from ssehub.errors import HubClosed, InvalidField, InvalidTopic
 from ssehub.wire import Event, Parser
 from tests.support.wait import wait_until
@@ -395,15 +396,21 @@ async def test_when_ready_calls_back_once_per_wake_up_of_any_topic(make_hub: Mak
         sub = hub.subscribe(["a", "b"])
         await sub.start()
         calls: list[object] = []
-        sub.when_ready(calls.append, asyncio.get_running_loop())
+        waker = Waker(asyncio.get_running_loop(), calls.append)
+        sub.when_ready(waker)
         assert sub.poll() is None
         await hub.commit_many([hub.prepare(["a", "b"], "x")])
         await wait_until(lambda: calls == [None], what="the wake-up callback")
         await hub.publish("a", "y")
         await asyncio.sleep(0.05)
-        assert calls == [None]  # one-shot: a second wake-up needs a second when_ready
+        assert calls == [None]  # one-shot: a second wake-up needs the waker armed again
         chunk = sub.poll()
         assert chunk is not None and chunk.count(b"data: x") == 1 and b"data: y" in chunk
+        sub.when_ready(waker)  # re-armed (also still listed on "b", from the first arming)
+        await hub.commit_many([hub.prepare(["a", "b"], "z")])
+        await wait_until(lambda: calls == [None, None], what="the second wake-up")
+        await asyncio.sleep(0.05)
+        assert calls == [None, None]
         sub.close()
 
 
@@ -411,7 +418,7 @@ async def test_a_wake_up_callback_is_never_run_inside_the_publish() -> None:
     async with Hub() as hub:  # memory: the publish applies (and wakes) synchronously
         sub = hub.subscribe("a")
         calls: list[object] = []
-        sub.when_ready(calls.append, asyncio.get_running_loop())
+        sub.when_ready(Waker(asyncio.get_running_loop(), calls.append))
         await hub.publish("a", "x")
         assert calls == []
         await asyncio.sleep(0)

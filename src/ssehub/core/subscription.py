@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from heapq import merge
 from typing import TYPE_CHECKING
 
@@ -228,10 +227,10 @@ class Subscription:
             topic.waiters.append(waiter)
         return waiter
 
-    def when_ready(self, callback: Callable[[object], None], loop: asyncio.AbstractEventLoop) -> None:
-        """``ready().add_done_callback(callback)`` without a future: ``callback`` is scheduled
-        on ``loop`` (``call_soon``) once, at the next wake-up of any of this subscription's topics."""
-        waker = Waker(loop, callback)
+    def when_ready(self, waker: Waker) -> None:
+        """``ready().add_done_callback(...)`` without a future: arm ``waker`` (the caller's own,
+        reused from one wake-up to the next) on this subscription's topics."""
+        waker.arm()
         for topic in self._topics:
             topic.waiters.append(waker)
 

@@ -19,14 +19,19 @@ class Waiter(Protocol):
 
 
 class Waker:
-    """A one-shot wake-up callback, lighter than a future with a done-callback: woken, it
-    schedules ``callback(None)`` with ``call_soon`` (once, however many topics wake it)."""
+    """A wake-up callback, lighter than a future with a done-callback, and reusable: armed
+    (``Subscription.when_ready``), the next wake-up of any of its topics runs ``callback(None)``
+    once, soon after (never inside the publish). The wakers a publish wakes on one topic run in
+    one scheduled callback (``Topic.wake``), not one each."""
 
     __slots__ = ("_callback", "_done", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[object], None]) -> None:
         self._loop = loop
         self._callback = callback
+        self._done = True  # not armed
+
+    def arm(self) -> None:
         self._done = False
 
     def done(self) -> bool:
@@ -36,6 +41,14 @@ class Waker:
         if not self._done:
             self._done = True
             self._loop.call_soon(self._callback, result)
+
+
+def _run_wakers(wakers: list[Waker]) -> None:
+    for waker in wakers:
+        try:
+            waker._callback(None)
+        except Exception as exc:  # one failing subscriber never stops the others' wake-ups
+            waker._loop.call_exception_handler({"message": "error in a wake-up callback", "exception": exc})
 
 
 class Topic:
@@ -65,6 +78,13 @@ class Topic:
         waiters = self.waiters
         if waiters:
             self.waiters = []
+            wakers: list[Waker] = []
             for waiter in waiters:
-                if not waiter.done():  # cancelled by its own subscriber, or woken by another topic
+                if waiter.__class__ is Waker:
+                    if not waiter._done:
+                        waiter._done = True
+                        wakers.append(waiter)
+                elif not waiter.done():  # cancelled by its own subscriber, or woken by another topic
                     waiter.set_result(None)
+            if wakers:
+                wakers[0]._loop.call_soon(_run_wakers, wakers)

@@ -29,6 +29,7 @@ from starlette.types import Scope
 from ..asgi.hub_routes import Opened
 from ..asgi.streaming import HEARTBEAT, SHUTDOWN_GRACE, SSE_HEADERS, START_HEADER
 from ..core import SubscriptionClosed
+from ..core.topic import Waker
 from ..errors import BrokerUnavailable
 from ..wire import encode_id, encode_retry
 from .cycle import DirectCycle, head
@@ -63,7 +64,7 @@ def chunk(body: bytes) -> bytes:
 
 
 class DirectStream(DirectCycle):
-    __slots__ = ("_addr", "_ended", "_expires", "_expiry", "_grace", "_watching", "sub")
+    __slots__ = ("_addr", "_ended", "_expires", "_expiry", "_grace", "_waker", "_watcher", "_watching", "sub")
 
     def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
                  opened: Opened) -> None:
@@ -75,6 +76,8 @@ class DirectStream(DirectCycle):
         self._watching = False  # a wake-up callback that watches a paused stream is pending
         self._grace: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._waker = Waker(protocol.loop, self._pump)  # armed while waiting for news
+        self._watcher = Waker(protocol.loop, self._check)  # armed while the client is not reading
         protocol.hub_state.stats.subscriptions += len(self.sub.topics)
 
     def begin(self) -> None:
@@ -149,7 +152,7 @@ class DirectStream(DirectCycle):
                 self._finish(encode_retry(base + random.randint(0, base), block=False))
                 return
             if frames is None:
-                sub.when_ready(self._pump, self.protocol.loop)
+                sub.when_ready(self._waker)
                 return
             body = frames or HEARTBEAT
             stats.writes += 1
@@ -169,7 +172,7 @@ class DirectStream(DirectCycle):
     def _watch(self) -> None:
         if not self._watching and not self._ended:
             self._watching = True
-            self.sub.when_ready(self._check, self.protocol.loop)
+            self.sub.when_ready(self._watcher)
 
     def _check(self, _: object) -> None:
         """A wake-up while the client is not reading: cut it off once it fell behind (policy

@@ -9,6 +9,10 @@ import { el } from "./dom.js";
 export const COOKIE = "ssehub_token";
 
 let pending = null; // the open dialog's promise: concurrent 401s share one prompt
+let cancelledAt = -Infinity; // when the user last dismissed the dialog without a token
+// A 401 this soon after a cancel (a request that was already under way: a reconnect, a
+// periodic refresh) is answered as cancelled instead of asking again at once.
+const QUIET_AFTER_CANCEL_MS = 3000;
 let bar = null;
 
 export function currentToken() {
@@ -48,6 +52,7 @@ export async function authFetch(url, init) {
   for (;;) {
     const resp = await fetch(url, init);
     if (resp.status !== 401) return resp;
+    if (!pending && performance.now() - cancelledAt < QUIET_AFTER_CANCEL_MS) return resp;
     const reason = await errorOf(resp);
     if (!(await askForToken(reason))) return resp;
   }
@@ -103,6 +108,7 @@ function openDialog(reason) {
     });
     cancel.addEventListener("click", () => dialog.close());
     dialog.addEventListener("close", () => {
+      if (!saved) cancelledAt = performance.now();
       dialog.remove();
       refreshBar();
       resolve(saved);

@@ -76,7 +76,11 @@ class FrontProtocol(GuardedProtocol):
         if not url.startswith(_HOT) or not self._direct_ok():
             super()._dispatch()
             return
-        parsed = httptools.parse_url(url)
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            super()._dispatch()  # uvicorn answers it as it answers any such URL
+            return
         path = parsed.path
         method = self.parser.get_method()
         publish = path == b"/publish" and method == b"POST"

@@ -118,15 +118,12 @@ def render(results: dict[str, Any], servers: list[str], workloads: list[str], cf
                        "| notes |")
             out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
-            def p50(name: str, wl: str = wl) -> float | None:
+            def pct(name: str, q: str, wl: str = wl) -> float | None:
                 r = results.get(wl, {}).get(name)
-                return r["loadgen"]["lat_us"]["p50"] if r and "error" not in r else None
+                return r["loadgen"]["lat_us"][q] if r and "error" not in r else None
 
-            def p99(name: str, wl: str = wl) -> float | None:
-                r = results.get(wl, {}).get(name)
-                return r["loadgen"]["lat_us"]["p99"] if r and "error" not in r else None
-
-            ref_s, ref_n, raw50, raw99 = p99("sse-starlette"), p99("nchan"), p50("raw"), p99("raw")
+            ref_s, ref_n = pct("sse-starlette", "p99"), pct("nchan", "p99")
+            raw50, raw99 = pct("raw", "p50"), pct("raw", "p99")
             for name in _servers_for(wl, servers):
                 r = results.get(wl, {}).get(name)
                 if not r or "error" in r:

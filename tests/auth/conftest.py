@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.support.fixtures import http, serve, sse_streams
+from tests.support.fixtures import http, parametrize_fronts, serve, sse_streams
 
 __all__ = ["SECRET", "KeyPair", "b64url", "forge_hs256", "http", "make_token", "serve", "sse_streams"]
 
@@ -73,3 +73,7 @@ def key_file(tmp_path: Path) -> Any:
         path.write_text(text)
         return path
     return write
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_fronts(metafunc)  # modules marked both_fronts run their serve tests on both

@@ -8,6 +8,7 @@ import subprocess
 from typing import Any
 
 import httpx
+import pytest
 
 import ssehub.client
 from ssehub.errors import ClientError
@@ -17,6 +18,8 @@ from tests.support.sse import SSEStream, subscribe_target
 from tests.support.wait import wait_until
 
 from .conftest import SECRET, make_token
+
+pytestmark = pytest.mark.both_fronts  # the serve fixture: front=fast and front=asgi
 
 READ_ALL = make_token({"ssehub.subscribe": ["*"]}, ttl=3600)
 

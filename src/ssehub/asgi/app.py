@@ -79,7 +79,7 @@ class HubApp(Starlette):
 
 
 def refused_host(app: HubApp, scope: Scope) -> HostNotAllowed | None:
-    """The 421 for a request whose ``Host`` this app does not serve, else None."""
+    """The 400 for a request whose ``Host`` this app does not serve, else None."""
     if app.allowed_hosts is None:
         return None
     refused = app.allowed_hosts.allows(scope)

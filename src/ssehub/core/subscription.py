@@ -230,7 +230,7 @@ class Subscription:
     def when_ready(self, waker: Waker) -> None:
         """``ready().add_done_callback(...)`` without a future: arm ``waker`` (the caller's own,
         reused from one wake-up to the next) on this subscription's topics."""
-        waker.arm()
+        waker.armed = True
         for topic in self._topics:
             topic.waiters.append(waker)
 

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
 
 from .log import TopicLog
 
-__all__ = ["Topic", "Waiter", "Waker"]
-
-
-class Waiter(Protocol):
-    """What a topic wakes: an ``asyncio.Future`` or a ``Waker``."""
-
-    def done(self) -> bool: ...
-    def set_result(self, result: None) -> None: ...
+__all__ = ["Topic", "Waker"]
 
 
 class Waker:
@@ -24,23 +16,12 @@ class Waker:
     once, soon after (never inside the publish). The wakers a publish wakes on one topic run in
     one scheduled callback (``Topic.wake``), not one each."""
 
-    __slots__ = ("_callback", "_done", "_loop")
+    __slots__ = ("_callback", "_loop", "armed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[object], None]) -> None:
         self._loop = loop
         self._callback = callback
-        self._done = True  # not armed
-
-    def arm(self) -> None:
-        self._done = False
-
-    def done(self) -> bool:
-        return self._done
-
-    def set_result(self, result: None) -> None:
-        if not self._done:
-            self._done = True
-            self._loop.call_soon(self._callback, result)
+        self.armed = False
 
 
 def _run_wakers(wakers: list[Waker]) -> None:
@@ -70,7 +51,7 @@ class Topic:
         self.name = name
         self.log = log
         self.subscribers = 0
-        self.waiters: list[Waiter] = []
+        self.waiters: list[asyncio.Future[None] | Waker] = []
         self.live_from = live_from
         self.warming: asyncio.Future[None] | None = None
 
@@ -80,9 +61,9 @@ class Topic:
             self.waiters = []
             wakers: list[Waker] = []
             for waiter in waiters:
-                if waiter.__class__ is Waker:
-                    if not waiter._done:
-                        waiter._done = True
+                if isinstance(waiter, Waker):
+                    if waiter.armed:  # (listed on several topics: the first wake-up takes it)
+                        waiter.armed = False
                         wakers.append(waiter)
                 elif not waiter.done():  # cancelled by its own subscriber, or woken by another topic
                     waiter.set_result(None)

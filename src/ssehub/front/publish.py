@@ -11,7 +11,6 @@ pipeline queue), so answers keep their order.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
@@ -28,18 +27,15 @@ if TYPE_CHECKING:
 
 __all__ = ["DirectPublish"]
 
-log = logging.getLogger("ssehub")
-
 
 class DirectPublish(DirectCycle):
-    __slots__ = ("_body", "_continue", "_failed", "_grant", "_headers", "_limit", "_task")
+    __slots__ = ("_body", "_continue", "_failed", "_grant", "_headers", "_limit")
 
     def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
                  expect_continue: bool) -> None:
         super().__init__(protocol, scope, keep_alive)
         self._body = bytearray()
         self._failed = False
-        self._task: asyncio.Task[None] | None = None
         self._limit = protocol.hub_state.settings.max_event_bytes
         self._headers = Headers(scope=scope)
         self._grant: Grant | None = None
@@ -90,7 +86,7 @@ class DirectPublish(DirectCycle):
         if answer is not None:
             self.respond_json(answer)
             return
-        self._task = task = asyncio.get_running_loop().create_task(self._run(request))
+        task = asyncio.get_running_loop().create_task(self._run(request))
         tasks = self.protocol.tasks
         tasks.add(task)  # uvicorn's shutdown waits for it
         task.add_done_callback(tasks.discard)

@@ -64,7 +64,7 @@ def chunk(body: bytes) -> bytes:
 
 
 class DirectStream(DirectCycle):
-    __slots__ = ("_addr", "_ended", "_expires", "_expiry", "_grace", "_waker", "_watcher", "_watching", "sub")
+    __slots__ = ("_addr", "_ended", "_expires", "_expiry", "_grace", "_waker", "_watcher", "sub")
 
     def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
                  opened: Opened) -> None:
@@ -73,7 +73,6 @@ class DirectStream(DirectCycle):
         self._addr = opened.addr
         self._expires = opened.expires
         self._ended = False
-        self._watching = False  # a wake-up callback that watches a paused stream is pending
         self._grace: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._waker = Waker(protocol.loop, self._pump)  # armed while waiting for news
@@ -152,7 +151,8 @@ class DirectStream(DirectCycle):
                 self._finish(encode_retry(base + random.randint(0, base), block=False))
                 return
             if frames is None:
-                sub.when_ready(self._waker)
+                if not self._waker.armed:  # (a resume_writing while waiting: already listed)
+                    sub.when_ready(self._waker)
                 return
             body = frames or HEARTBEAT
             stats.writes += 1
@@ -170,14 +170,12 @@ class DirectStream(DirectCycle):
         self._pump(None)
 
     def _watch(self) -> None:
-        if not self._watching and not self._ended:
-            self._watching = True
+        if not self._watcher.armed and not self._ended:
             self.sub.when_ready(self._watcher)
 
     def _check(self, _: object) -> None:
         """A wake-up while the client is not reading: cut it off once it fell behind (policy
         ``disconnect``); give it ``SHUTDOWN_GRACE`` once the hub is closing."""
-        self._watching = False
         if self._ended or not self._paused:
             return
         sub = self.sub

@@ -27,16 +27,21 @@ is the base of the fast front (``front/``), which overrides ``_dispatch``, ``_bo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
 import resource
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
+from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
+from uvicorn.server import ServerState
 
 from .config import Settings
 
@@ -115,8 +120,33 @@ def error_head(status: int, message: str) -> bytes:
 class GuardedProtocol(HttpToolsProtocol):
     limits: EdgeLimits = EdgeLimits()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    # What uvicorn's __init__ sets on every protocol (config, loggers, shared server state,
+    # per-connection slots still empty), copied from the first protocol of the same server:
+    # a new connection's protocol costs a dict update and a parser, not uvicorn's whole set-up.
+    _template: tuple[object, object, object, object, dict[str, Any]] | None = None
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        loop = _loop or asyncio.get_event_loop()
+        cls = type(self)
+        template = cls._template
+        if (template is None or template[0] is not config or template[1] is not server_state
+                or template[2] is not app_state or template[3] is not loop):
+            super().__init__(config, server_state, app_state, loop)
+            self._own_init()
+            shared = dict(self.__dict__)
+            for per_connection in ("parser", "pipeline", "access_log"):
+                shared.pop(per_connection, None)
+            cls._template = (config, server_state, app_state, loop, shared)
+            return
+        self.__dict__.update(template[4])
+        self.access_log = self.access_logger.hasHandlers()  # (as uvicorn: per connection)
+        self.parser = parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # (httptools < 0.6.3)
+            parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.pipeline = deque()
+
+    def _own_init(self) -> None:
         self._head_open = True  # the next bytes belong to a request head
         self._head_bytes = 0
         self._heads = 0  # request heads completed on this connection

@@ -115,9 +115,10 @@ def _from_object(obj: object) -> Publication:
 
 
 def parse_publications(
-    body: bytes, headers: Headers, query: Query
+    body: bytes, content_type: str, query: Query
 ) -> tuple[list[Publication], bool]:
-    """Decode a publish request: its publications and whether it was a batch (a JSON array).
+    """Decode a publish request (``content_type``: its Content-Type header, "" if none): its
+    publications and whether it was a batch (a JSON array).
 
     Names and values are validated by the hub, not here.
     """
@@ -130,7 +131,7 @@ def parse_publications(
                 raise MalformedBody("body must be UTF-8 text") from None
             return [Publication(tuple(query.getlist("topic")), text, _event(query.get("event")),
                                 _retry(query.get("retry")))], False
-        ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        ctype = content_type.split(";", 1)[0].strip().lower()
         if ctype == "application/json" or ctype.endswith("+json"):
             try:
                 obj = json.loads(body)

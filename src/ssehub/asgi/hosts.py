@@ -59,12 +59,27 @@ def _defaults(settings: Settings) -> tuple[str, ...]:
 class AllowedHosts:
     """The allowed ``Host`` names of one app; ``allows(scope)`` for requests, ``origin_allowed``."""
 
-    __slots__ = ("any", "names")
+    __slots__ = ("_seen", "any", "names")
+
+    #: how many allowed ``Host`` header values ``allows_value`` remembers
+    SEEN_MAX = 64
 
     def __init__(self, settings: Settings) -> None:
         configured: Iterable[str] = settings.allowed_hosts or _defaults(settings)
         self.names = frozenset(host_name(h) for h in configured)
         self.any = "*" in settings.allowed_hosts
+        self._seen: set[bytes] = set()  # Host values allowed by name (not by the socket's IP)
+
+    def allows_value(self, value: bytes) -> bool:
+        """Whether a ``Host`` header value names an allowed host, whatever socket it came in
+        on; the values allowed so far are remembered (a few: the names clients use)."""
+        if self.any or value in self._seen:
+            return True
+        if host_name(value.decode("latin-1")) not in self.names:
+            return False
+        if len(self._seen) < self.SEEN_MAX:
+            self._seen.add(value)
+        return True
 
     def allows_name(self, name: str) -> bool:
         return self.any or name in self.names

@@ -107,9 +107,10 @@ class Publish:
         await state.ensure_started()
         headers = Headers(scope=scope)
         # the site and the token are checked before the body is read
-        grant = publish_gate(state, scope, headers)
+        grant = publish_gate(state, scope)
         body = await read_body(receive, headers, state.settings.max_event_bytes)
-        answer = await PublishRequest(state, grant, body, headers, Query(scope["query_string"])).run()
+        answer = await PublishRequest(state, grant, body, headers.get("content-type", ""),
+                                      Query(scope["query_string"])).run()
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})

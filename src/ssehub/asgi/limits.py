@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from ..errors import CapacityExceeded, InvalidField, RateLimited
@@ -21,7 +20,12 @@ def resume_id(scope: Scope, query: Query, max_bytes: int) -> str | None:
     """The resume position: ``Last-Event-ID``, else ``last_event_id`` (EventSource cannot set
     headers on its first request, so the header wins). Longer than ``max_bytes`` → 400: an id
     is echoed in every gap frame of a subscription, so its size is amplified by the topics."""
-    value = Headers(scope=scope).get("last-event-id") or query.get("last_event_id") or None
+    value = None
+    for name, raw in scope["headers"]:  # (as Headers.get: the first)
+        if name == b"last-event-id":
+            value = raw.decode("latin-1")
+            break
+    value = value or query.get("last_event_id") or None
     if value is not None and len(value.encode("utf-8", "surrogatepass")) > max_bytes:
         raise InvalidField(f"Last-Event-ID longer than max_last_event_id ({max_bytes} bytes)")
     return value

@@ -32,11 +32,11 @@ BROWSER_HEADERS = frozenset({b"origin", b"sec-fetch-site"})  # what refuse_cross
 BATCH_SLICE = 256
 
 
-def publish_gate(state: HubState, scope: Scope, headers: Headers) -> Grant | None:
+def publish_gate(state: HubState, scope: Scope) -> Grant | None:
     """What is checked before the body is read: the request's site (403) and token (401)."""
     for name, _ in scope["headers"]:  # (most publishers are programs that send neither header)
         if name in BROWSER_HEADERS:
-            refuse_cross_site(headers, state.settings, hosts_of(scope))
+            refuse_cross_site(Headers(scope=scope), state.settings, hosts_of(scope))
             break
     return state.auth.authenticate(scope) if state.auth is not None else None
 
@@ -50,11 +50,11 @@ class PublishRequest:
 
     __slots__ = ("_ids", "_prepared", "batch", "grant", "pubs", "state")
 
-    def __init__(self, state: HubState, grant: Grant | None, body: bytes, headers: Headers,
+    def __init__(self, state: HubState, grant: Grant | None, body: bytes, content_type: str,
                  query: Query) -> None:
         self.state = state
         self.grant = grant
-        self.pubs, self.batch = parse_publications(body, headers, query)
+        self.pubs, self.batch = parse_publications(body, content_type, query)
         for p in self.pubs:
             for topic in p.topics:
                 if isinstance(topic, str) and topic.startswith(GENERATION_PREFIX):
@@ -79,13 +79,19 @@ class PublishRequest:
     def run_now(self) -> bytes | None:
         """The answer, if the publish could be finished without waiting; else None (it may
         have validated the publications: ``run()`` goes on from there)."""
-        if len(self.pubs) > BATCH_SLICE:
+        pubs = self.pubs
+        if len(pubs) > BATCH_SLICE:
             return None
-        prepared: list[Prepared] = []
-        for _ in self._prepare(prepared):
-            pass
+        hub = self.state.hub
+        if len(pubs) == 1 and self.grant is None:  # (the common case, without _prepare's loop)
+            p = pubs[0]
+            prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry)]
+        else:
+            prepared = []
+            for _ in self._prepare(prepared):
+                pass
         self._prepared = prepared
-        ids = self.state.hub.commit_now(prepared)
+        ids = hub.commit_now(prepared)
         if ids is None:
             return None
         self._ids = ids

@@ -54,7 +54,6 @@ class FrontProtocol(GuardedProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._direct: DirectCycle | None = None  # the request this front is answering itself
-        self._host_ok: bytes | None = None  # a Host value already allowed on this connection
 
     # routing
     def _dispatch(self) -> None:
@@ -114,14 +113,16 @@ class FrontProtocol(GuardedProtocol):
             self._start(DirectStream(self, scope, keep_alive, opened))
 
     def _refused_host(self, scope: Scope) -> SSEHubError | None:
-        """``refused_host``, remembered for the Host value a kept-alive connection repeats."""
-        host = next((value for name, value in self.headers if name == b"host"), None)
-        if host is not None and host == self._host_ok:
+        """``refused_host``, answered at once for a Host value allowed by name before."""
+        allowed = self.hub_app.allowed_hosts
+        if allowed is None:
             return None
-        refused = refused_host(self.hub_app, scope)
-        if refused is None:
-            self._host_ok = host
-        return refused
+        for name, value in self.headers:
+            if name == b"host":
+                if allowed.allows_value(value):
+                    return None
+                break
+        return refused_host(self.hub_app, scope)
 
     def _direct_ok(self) -> bool:
         cycle = self.cycle

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from ..asgi.publishing import PublishRequest, publish_gate
@@ -29,24 +28,30 @@ __all__ = ["DirectPublish"]
 
 
 class DirectPublish(DirectCycle):
-    __slots__ = ("_body", "_continue", "_failed", "_grant", "_headers", "_limit")
+    __slots__ = ("_body", "_continue", "_ctype", "_failed", "_grant", "_limit")
 
     def __init__(self, protocol: FrontProtocol, scope: Scope, keep_alive: bool,
                  expect_continue: bool) -> None:
         super().__init__(protocol, scope, keep_alive)
-        self._body = bytearray()
+        self._body: bytes | bytearray = b""
         self._failed = False
         self._limit = protocol.hub_state.settings.max_event_bytes
-        self._headers = Headers(scope=scope)
+        self._ctype = ""
         self._grant: Grant | None = None
         self._continue = expect_continue
 
     def begin(self) -> None:
         """The checks that need only the head: Host was checked by the protocol; here the
         site, the token and the declared size."""
+        declared = None
+        for name, value in self.scope["headers"]:  # (as Starlette's Headers.get: the first)
+            if name == b"content-length":
+                if declared is None:
+                    declared = value
+            elif name == b"content-type" and not self._ctype:
+                self._ctype = value.decode("latin-1")
         try:
-            self._grant = publish_gate(self.protocol.hub_state, self.scope, self._headers)
-            declared = self._headers.get("content-length")
+            self._grant = publish_gate(self.protocol.hub_state, self.scope)
             if declared is not None and declared.isdigit() and int(declared) > self._limit:
                 raise PayloadTooLarge(f"body larger than max_event_bytes ({self._limit} bytes)")
         except SSEHubError as exc:
@@ -66,6 +71,11 @@ class DirectPublish(DirectCycle):
         if len(self._body) + len(body) > self._limit:
             self._fail(PayloadTooLarge(f"body larger than max_event_bytes ({self._limit} bytes)"))
             return
+        if not self._body:  # (one piece is the rule: kept as it came, no copy)
+            self._body = body
+            return
+        if isinstance(self._body, bytes):  # more pieces: a bytearray (no quadratic joining)
+            self._body = bytearray(self._body)
         self._body += body
 
     def on_message_complete(self) -> None:
@@ -73,9 +83,11 @@ class DirectPublish(DirectCycle):
             return
         state = self.protocol.hub_state
         try:
-            request = PublishRequest(state, self._grant, bytes(self._body), self._headers,
+            body = self._body
+            request = PublishRequest(state, self._grant, body if isinstance(body, bytes) else bytes(body),
+                                     self._ctype,
                                      Query(self.scope["query_string"]))
-            self._body = bytearray()
+            self._body = b""
             answer = request.run_now()
         except SSEHubError as exc:
             self.respond_error(exc, publish=True)

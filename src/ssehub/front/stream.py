@@ -31,7 +31,7 @@ from ..asgi.streaming import HEARTBEAT, SHUTDOWN_GRACE, SSE_HEADERS, START_HEADE
 from ..core import SubscriptionClosed
 from ..core.topic import Waker
 from ..errors import BrokerUnavailable
-from ..wire import encode_id, encode_retry
+from ..wire import encode_retry
 from .cycle import DirectCycle, head
 
 if TYPE_CHECKING:
@@ -52,6 +52,32 @@ class _Last:
 
     body: bytes | None = None
     chunk = b""
+
+
+class _Head:
+    """The head of a stream's response around its ``SSEHub-Start-Id`` line, for the current
+    ``default_headers`` list (uvicorn makes a new one, with a new ``date``, each second),
+    and the opening retry hint for the current setting."""
+
+    source: object = None
+    before = b""
+    after: tuple[bytes, bytes] = (b"", b"")  # [keep_alive]
+    retry: tuple[int, bytes] = (-1, b"")
+
+    @classmethod
+    def parts(cls, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> tuple[bytes, bytes]:
+        if default_headers is not cls.source:
+            cls.before = b"".join(head(200, SSE_HEADERS, default_headers, keep_alive=True)[:-1])
+            cls.after = tuple(  # type: ignore[assignment]
+                b"".join(head(200, [CHUNKED], [], keep_alive=keep)[1:]) for keep in (False, True))
+            cls.source = default_headers
+        return cls.before, cls.after[keep_alive]
+
+    @classmethod
+    def opening(cls, retry: int) -> bytes:
+        if cls.retry[0] != retry:
+            cls.retry = (retry, encode_retry(retry, block=False))
+        return cls.retry[1]
 
 
 def chunk(body: bytes) -> bytes:
@@ -108,18 +134,17 @@ class DirectStream(DirectCycle):
             self._open()
 
     def _open(self) -> None:
-        settings = self.protocol.hub_state.settings
-        headers = SSE_HEADERS
-        # the opening: retry hint and, without a resume id, the start position (streaming.py)
-        opening = encode_retry(settings.retry, block=False)
-        start_id = self.sub.start_id
-        if start_id is not None:
-            opening += encode_id(start_id, block=False)
-            headers = [*SSE_HEADERS, (START_HEADER, start_id.encode("ascii"))]
         protocol = self.protocol
-        parts = head(200, [*headers, CHUNKED], protocol.server_state.default_headers,
-                     keep_alive=self.keep_alive)
-        parts.append(chunk(opening))
+        # the opening: retry hint and, without a resume id, the start position (streaming.py)
+        opening = _Head.opening(protocol.hub_state.settings.retry)
+        before, after = _Head.parts(protocol.server_state.default_headers, self.keep_alive)
+        start_id = self.sub.start_id
+        if start_id is None:
+            parts = [before, after, chunk(opening)]
+        else:  # (an id the hub made: nothing to check or escape)
+            start = start_id.encode("ascii")
+            opening += b"id: %s\n" % start
+            parts = [before, START_HEADER, b": ", start, b"\r\n", after, chunk(opening)]
         stats = protocol.hub_state.stats
         stats.writes += 1
         stats.bytes += len(opening)

@@ -120,31 +120,35 @@ def error_head(status: int, message: str) -> bytes:
 class GuardedProtocol(HttpToolsProtocol):
     limits: EdgeLimits = EdgeLimits()
 
-    # What uvicorn's __init__ sets on every protocol (config, loggers, shared server state,
-    # per-connection slots still empty), copied from the first protocol of the same server:
-    # a new connection's protocol costs a dict update and a parser, not uvicorn's whole set-up.
-    _template: tuple[object, object, object, object, dict[str, Any]] | None = None
+    # What uvicorn's __init__ sets on every protocol — config, loggers, the server's shared
+    # state, empty per-connection slots — becomes class attributes at the first connection
+    # of a server (a class is made per server: ``protocol_class``, ``front_protocol_class``).
+    # A new connection's protocol then costs a parser and a deque, not uvicorn's whole set-up.
+    # (A protocol of another server or loop sharing the class gets uvicorn's own __init__,
+    # whose instance attributes shadow the class's.)
+    _shared_by: tuple[object, object, object, object] | None = None
+    _PER_CONNECTION = frozenset({"parser", "pipeline", "access_log"})
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         loop = _loop or asyncio.get_event_loop()
         cls = type(self)
-        template = cls._template
-        if (template is None or template[0] is not config or template[1] is not server_state
-                or template[2] is not app_state or template[3] is not loop):
-            super().__init__(config, server_state, app_state, loop)
-            self._own_init()
-            shared = dict(self.__dict__)
-            for per_connection in ("parser", "pipeline", "access_log"):
-                shared.pop(per_connection, None)
-            cls._template = (config, server_state, app_state, loop, shared)
+        shared_by = cls._shared_by
+        if (shared_by is not None and shared_by[0] is config and shared_by[1] is server_state
+                and shared_by[2] is app_state and shared_by[3] is loop):
+            self.access_log = self.access_logger.hasHandlers()  # (as uvicorn: per connection)
+            self.parser = parser = httptools.HttpRequestParser(self)
+            with contextlib.suppress(AttributeError):  # (httptools < 0.6.3)
+                parser.set_dangerous_leniencies(lenient_data_after_close=True)
+            self.pipeline = deque()
             return
-        self.__dict__.update(template[4])
-        self.access_log = self.access_logger.hasHandlers()  # (as uvicorn: per connection)
-        self.parser = parser = httptools.HttpRequestParser(self)
-        with contextlib.suppress(AttributeError):  # (httptools < 0.6.3)
-            parser.set_dangerous_leniencies(lenient_data_after_close=True)
-        self.pipeline = deque()
+        super().__init__(config, server_state, app_state, loop)
+        self._own_init()
+        if shared_by is None:
+            for name, value in self.__dict__.items():
+                if name not in self._PER_CONNECTION:
+                    setattr(cls, name, value)
+            cls._shared_by = (config, server_state, app_state, loop)
 
     def _own_init(self) -> None:
         self._head_open = True  # the next bytes belong to a request head

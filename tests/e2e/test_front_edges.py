@@ -1,7 +1,7 @@
 """Corners of a connection that the fast front must handle like the ASGI path, each against a
 real ``ssehub serve`` on both fronts: X-Forwarded-For from a trusted proxy, a stream pipelined
-behind a publish outliving the keep-alive timeout, and a resume whose very first write fills
-the socket (back-pressure from the first byte)."""
+behind a publish outliving the keep-alive timeout, a resume whose very first write fills
+the socket (back-pressure from the first byte), and a publish body read in many pieces."""
 
 from __future__ import annotations
 
@@ -92,3 +92,31 @@ async def test_a_resume_that_fills_the_socket_at_once_is_still_cut_when_it_falls
         await wait_until(cut, what="the cut to be counted")
     finally:
         slow.close()
+
+
+async def test_a_body_in_many_pieces_is_published_byte_for_byte(
+        serve: Serve, http: httpx.AsyncClient, sse_streams: list[SSEStream]) -> None:
+    # the direct publish keeps a one-piece body as it came and gathers more pieces: a chunked
+    # body in 200 chunks, each its own write (so, mostly, its own read), must arrive whole
+    hub: ServeProcess = await serve()
+    stream = await SSEStream.open(hub.port, subscribe_target("pieces"))
+    sse_streams.append(stream)
+    text = "".join(f"piece {i:03d} é; " for i in range(200))
+    chunks = [f"piece {i:03d} é; ".encode() for i in range(200)]
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    try:
+        writer.write(b"POST /publish?topic=pieces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for piece in chunks:
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.write(b"0\r\n\r\n")
+        answer = await asyncio.wait_for(reader.readuntil(b"}"), 10)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+    finally:
+        writer.close()
+    await stream.read_until(lambda s: any(e.data == text for e in s.events))
+    single = await http.post(hub.url + "/publish", params={"topic": "pieces"}, content=b"one piece")
+    assert single.status_code == 200
+    await stream.read_until(lambda s: any(e.data == "one piece" for e in s.events))

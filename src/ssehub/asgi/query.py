@@ -20,12 +20,18 @@ class Query:
         text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
         if "%" in text or "+" in text:
             self.items = parse_qsl(text, keep_blank_values=True)
+        elif "&" not in text:  # one parameter (a publish's ``topic=T``)
+            name, _, value = text.partition("=")
+            self.items = [(name, value)] if text else []
         else:
             self.items = [(name, value) for name, _, value in
                           (part.partition("=") for part in text.split("&") if part)]
 
-    def __contains__(self, name: object) -> bool:
-        return any(key == name for key, _ in self.items)
+    def __contains__(self, name: object) -> bool:  # (a loop: any() with a generator costs more)
+        for key, _ in self.items:  # noqa: SIM110
+            if key == name:
+                return True
+        return False
 
     @overload
     def get(self, name: str) -> str | None: ...

@@ -227,10 +227,7 @@ class Hub(Bounds, Presence):
                 topic = self._create(name, topics)
             if not frame:
                 frame = b"id: %d-%d\n" % (self.epoch, seq) + body  # == format_id, as bytes
-            log = topic.log
-            before = log.retained_bytes
-            log.append(seq, frame)
-            grown += log.retained_bytes - before
+            grown += topic.log.append(seq, frame)
             if topic.subscribers == 0:
                 idle.move_to_end(name)
             if topic.waiters:

@@ -90,14 +90,19 @@ class TopicLog:
         return max(lo + 1, bisect_right(cum, before + max_bytes, lo, hi))
 
     # -- mutation -------------------------------------------------------------------
-    def append(self, seq: int, frame: bytes) -> None:
+    def append(self, seq: int, frame: bytes) -> int:
+        """Add the newest frame (evicting the oldest past the bounds); returns by how much
+        ``retained_bytes`` changed."""
         size = len(frame)
+        before = self._bytes
+        cum = self.cum
         self.seqs.append(seq)
         self.frames.append(frame)
-        self.cum.append((self.cum[-1] if self.cum else self._cum_base) + size)
-        self._bytes += size
+        cum.append((cum[-1] if cum else self._cum_base) + size)
+        self._bytes = before + size
         if len(self.seqs) - self.start > self.max_events or self._bytes > self.max_bytes:
             self._evict()
+        return self._bytes - before
 
     def _evict(self) -> None:
         # Keep at least the newest entry, even when it alone is over max_bytes.

@@ -18,6 +18,10 @@ _LINES = re.compile(r"\r\n|\r|\n")
 
 def encode(event: Event) -> bytes:
     """Encode one event as UTF-8 bytes ending with a blank line."""
+    data = event.data
+    if (event.event is None and event.id is None and event.retry is None
+            and "\n" not in data and "\r" not in data):  # (a data line alone: most events)
+        return b"data: %s\n\n" % data.encode("utf-8")
     parts: list[str] = []
     if event.id is not None:
         parts.append(f"id: {event.id}\n")
@@ -25,7 +29,6 @@ def encode(event: Event) -> bytes:
         parts.append(f"event: {event.event}\n")
     if event.retry is not None:
         parts.append(f"retry: {event.retry}\n")
-    data = event.data
     if "\n" in data or "\r" in data:
         for line in _LINES.split(data):
             parts.append(f"data: {line}\n")

@@ -152,6 +152,7 @@ class Hub(Bounds, Presence):
         UTF-8 JSON. Raises the BadRequest a publish of these values would raise, so a batch
         can be checked whole before any of it is published.
         """
+        names: tuple[str, ...]
         if isinstance(topics, tuple) and len(topics) == 1:  # (one topic: the common case)
             names = (check_topic(topics[0]),)
         else:

@@ -211,7 +211,9 @@ class Hub(Bounds, Presence):
         retry: int | None = None,
     ) -> str:
         """Append one event to every topic named; return its id."""
-        return await self.commit(self.prepare(topics, data, event=event, retry=retry))
+        prepared = self.prepare(topics, data, event=event, retry=retry)
+        ids = self.commit_now((prepared,))  # (the memory broker: done without suspending)
+        return ids[0] if ids is not None else await self.commit(prepared)
 
     # -- the broker's sink ----------------------------------------------------------
     def apply(self, seq: int, topics: Sequence[str], body: bytes) -> None:

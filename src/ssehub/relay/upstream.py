@@ -25,6 +25,7 @@ from ..errors import EventTooLarge, LineTooLong
 from ..wire import Parser
 from .clients import PER_CLIENT, ClientPool
 from .mapping import ChunkMapper, Out, error_from_response, map_completion
+from .netback import use_asyncio_backend
 from .providers import Provider
 
 __all__ = ["ERROR_EXCERPT", "Upstream", "excerpt", "scrub"]
@@ -94,12 +95,14 @@ class Upstream:
         ssl = httpx.create_ssl_context()  # one for every client: building one costs ~30 ms
 
         def new_client() -> httpx.AsyncClient:
-            return httpx.AsyncClient(
+            client = httpx.AsyncClient(
                 timeout=timeout, limits=limits, transport=transport, mounts=mounts, verify=ssl,
                 follow_redirects=False,
                 # compression makes proxies and servers buffer a stream: ask for none
                 headers={"user-agent": "ssehub", "accept-encoding": "identity"},
             )
+            use_asyncio_backend(client)  # (reads without anyio's per-read cost: netback.py)
+            return client
 
         self._pool = ClientPool(new_client, settings.max_generations, single=transport is not None)
 

@@ -1,0 +1,228 @@
+"""httpcore's network layer on plain asyncio: the relay's upstream reads without anyio.
+
+httpx reads a streamed response through httpcore, which reads its socket through a
+*network backend*; the default one (anyio) opens a cancel scope, a resource guard and an
+exception map for every read. An LLM answer streamed at a few tokens per read pays that for
+every token: profiled under 100 concurrent generations it was about a quarter of the relay's
+CPU. ``AsyncioBackend`` is httpcore's documented extension point (``AsyncNetworkBackend``)
+done on an asyncio protocol: received bytes wait in a buffer, a read that finds some returns
+them without suspending, a read that finds none awaits one future with one timer for its
+timeout. Connect, TLS (``loop.start_tls``), timeouts and errors map to httpcore's exceptions
+as its own backends do; httpx, httpcore and h11 still do everything else (pooling, HTTP/1.1,
+proxies — a proxied client keeps httpcore's default backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["AsyncioBackend", "use_asyncio_backend"]
+
+#: received bytes buffered per connection before reading from the socket pauses
+HIGH_WATER = 256 * 1024
+
+SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+
+
+class _Connection(asyncio.Protocol):
+    """One socket's received bytes and its state, for the stream(s) reading it (a TLS upgrade
+    keeps the protocol: only the transport changes)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None  # a read waiting for bytes
+        self.drained: asyncio.Future[None] | None = None  # a write waiting for the buffer to drain
+        self.paused_reading = False
+        self.paused_writing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > HIGH_WATER and not self.paused_reading and self.transport is not None:
+            self.paused_reading = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # (the transport closes itself)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+async def _wait(future: asyncio.Future[None], timeout: float | None) -> None:
+    """Await ``future``; TimeoutError after ``timeout`` seconds (None: no limit)."""
+    if timeout is None:
+        await future
+        return
+    timer = asyncio.get_running_loop().call_later(timeout, _expire, future)
+    try:
+        await future
+    finally:
+        timer.cancel()
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, conn: _Connection) -> None:
+        self._transport = transport
+        self._conn = conn
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        conn = self._conn
+        if not conn.buffer and not conn.eof:
+            conn.waiter = waiter = asyncio.get_running_loop().create_future()
+            try:
+                await _wait(waiter, timeout)
+            except TimeoutError:
+                raise httpcore.ReadTimeout(f"nothing received for {timeout:g} s") from None
+            finally:
+                if conn.waiter is waiter:
+                    conn.waiter = None
+        buffer = conn.buffer
+        if buffer:
+            data = bytes(buffer[:max_bytes])
+            del buffer[:max_bytes]
+            if conn.paused_reading and len(buffer) <= HIGH_WATER // 4:
+                conn.paused_reading = False
+                self._transport.resume_reading()
+            return data
+        if conn.error is not None:
+            raise httpcore.ReadError(str(conn.error) or type(conn.error).__name__)
+        return b""  # the peer closed the connection
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        conn = self._conn
+        if self._transport.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        self._transport.write(buffer)
+        if conn.paused_writing:
+            conn.drained = drained = asyncio.get_running_loop().create_future()
+            try:
+                await _wait(drained, timeout)
+            except TimeoutError:
+                raise httpcore.WriteTimeout(f"could not send for {timeout:g} s") from None
+            if conn.error is not None:
+                raise httpcore.WriteError(str(conn.error) or type(conn.error).__name__)
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            upgrade = loop.start_tls(self._transport, self._conn, ssl_context,
+                                     server_hostname=server_hostname)
+            transport = await asyncio.wait_for(upgrade, timeout)
+        except TimeoutError:
+            self._transport.abort()
+            raise httpcore.ConnectTimeout(f"TLS handshake not done in {timeout:g} s") from None
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            self._transport.abort()
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        if transport is None:  # (the connection was closed meanwhile)
+            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        return AsyncioStream(transport, self._conn)
+
+    def get_extra_info(self, info: str) -> Any:
+        transport = self._transport
+        if info == "ssl_object":
+            return transport.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return transport.get_extra_info("peername")
+        if info == "socket":
+            return transport.get_extra_info("socket")
+        if info == "is_readable":  # (an idle pooled connection: did the server close or send?)
+            conn = self._conn
+            return bool(conn.buffer) or conn.eof or transport.is_closing()
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[SocketOption] | None = None) -> AsyncioStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        connect = loop.create_connection(_Connection, host, port, local_addr=local)
+        return await self._connected(connect, timeout, socket_options, f"{host}:{port}")
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[SocketOption] | None = None) -> AsyncioStream:
+        connect = asyncio.get_running_loop().create_unix_connection(_Connection, path)
+        return await self._connected(connect, timeout, socket_options, path)
+
+    async def _connected(self, connect: Any, timeout: float | None,
+                         socket_options: Iterable[SocketOption] | None, where: str) -> AsyncioStream:
+        try:
+            transport, conn = await asyncio.wait_for(connect, timeout)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"could not connect to {where} in {timeout:g} s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        sock: socket.socket | None = transport.get_extra_info("socket")
+        if sock is not None:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+        return AsyncioStream(transport, conn)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def use_asyncio_backend(client: httpx.AsyncClient) -> bool:
+    """Make ``client``'s direct (unproxied) connections use ``AsyncioBackend``; True if done.
+
+    httpx has no parameter for it: its default transport's httpcore pool is given the backend
+    before it opened any connection. A client whose default transport is not httpx's own
+    (a test's, a proxy's) is left as it is.
+    """
+    transport = getattr(client, "_transport", None)
+    pool = getattr(transport, "_pool", None)
+    if (not isinstance(transport, httpx.AsyncHTTPTransport) or type(pool) is not httpcore.AsyncConnectionPool
+            or not hasattr(pool, "_network_backend") or pool.connections):
+        return False
+    pool._network_backend = AsyncioBackend()
+    return True

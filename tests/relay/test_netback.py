@@ -1,0 +1,233 @@
+"""The relay's asyncio network backend for httpcore (``relay/netback.py``) against real
+sockets: TLS with certificate checks, timeouts, a peer that drops or closes, back-pressure,
+pooled connections the server closed, and a cancelled read closing the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpcore
+import httpx
+import pytest
+import trustme
+
+from ssehub.relay.netback import HIGH_WATER, AsyncioBackend, AsyncioStream, use_asyncio_backend
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+class Upstream:
+    """A one-handler HTTP server on loopback, plain or TLS; ``closed`` is set for every
+    connection that ended (the client closed it)."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.connections = 0
+        self.closed = asyncio.Event()
+
+    async def start(self, handler: Handler, ssl_context: ssl.SSLContext | None = None) -> Upstream:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await handler(reader, writer)
+                await reader.read()  # until the client closes
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                pass
+            finally:
+                self.closed.set()
+                writer.close()
+
+        self.server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    up = Upstream()
+    yield up
+    await up.stop()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(ctx)
+    return ctx
+
+
+def client(verify: ssl.SSLContext | bool = True, **kwargs: object) -> httpx.AsyncClient:
+    c = httpx.AsyncClient(verify=verify, **kwargs)  # type: ignore[arg-type]
+    assert use_asyncio_backend(c), "httpx's default transport changed: netback is not in use"
+    return c
+
+
+def stream_of(resp: httpx.Response) -> AsyncioStream:
+    stream = resp.extensions["network_stream"]
+    assert isinstance(stream, AsyncioStream)
+    return stream
+
+
+async def test_a_tls_stream_arrives_piece_by_piece_through_the_backend(upstream: Upstream, ca: trustme.CA) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(HEAD)
+        for i in range(5):
+            writer.write(chunk(b"data: %d\n\n" % i))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        writer.write(b"0\r\n\r\n")
+
+    await upstream.start(handler, server_context(ca))
+    verify = ssl.create_default_context()
+    ca.configure_trust(verify)
+    async with client(verify) as c, c.stream("GET", f"https://localhost:{upstream.port}/") as resp:
+        assert resp.status_code == 200
+        assert stream_of(resp).get_extra_info("ssl_object") is not None
+        body = b"".join([piece async for piece in resp.aiter_raw()])
+    assert body == b"".join(b"data: %d\n\n" % i for i in range(5))
+
+
+async def test_an_untrusted_certificate_is_a_connect_error(upstream: Upstream, ca: trustme.CA) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+
+    await upstream.start(handler, server_context(ca))
+    async with client() as c:  # the system's CAs: the test CA is not among them
+        with pytest.raises(httpx.ConnectError):
+            await c.get(f"https://localhost:{upstream.port}/")
+
+
+async def test_a_refused_connection_is_a_connect_error(upstream: Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        return None
+
+    await upstream.start(handler)
+    port = upstream.port
+    await upstream.stop()
+    assert upstream.server is not None
+    await upstream.server.wait_closed()
+    async with client() as c:
+        with pytest.raises(httpx.ConnectError):
+            await c.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_a_stalled_upstream_is_a_read_timeout(upstream: Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(HEAD + chunk(b"data: first\n\n"))  # then nothing more
+
+    await upstream.start(handler)
+    async with client(timeout=httpx.Timeout(5.0, read=0.3)) as c, \
+            c.stream("GET", f"http://127.0.0.1:{upstream.port}/") as resp:
+        pieces = resp.aiter_raw()
+        assert await anext(pieces) == b"data: first\n\n"
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.ReadTimeout):
+            await anext(pieces)
+        assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_a_peer_that_drops_mid_body_is_an_error_not_a_silent_end(upstream: Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(HEAD + chunk(b"data: half"))
+        await writer.drain()
+        writer.transport.abort()
+
+    await upstream.start(handler)
+    async with client() as c, c.stream("GET", f"http://127.0.0.1:{upstream.port}/") as resp:
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            async for _ in resp.aiter_raw():
+                pass
+
+
+async def test_a_pooled_connection_the_server_closed_is_not_reused(upstream: Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()  # keep-alive promised, then closed while idle in the client's pool
+
+    await upstream.start(handler)
+    async with client() as c:
+        for _ in range(3):
+            r = await c.get(f"http://127.0.0.1:{upstream.port}/")
+            assert r.text == "ok"
+            await asyncio.sleep(0.2)
+    assert upstream.connections == 3
+
+
+async def test_a_reader_that_does_not_read_pauses_the_socket(upstream: Upstream) -> None:
+    big = b"x" * 65536
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(HEAD)
+        for _ in range(64):  # 4 MiB
+            writer.write(chunk(big))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    await upstream.start(handler)
+    async with client() as c, c.stream("GET", f"http://127.0.0.1:{upstream.port}/") as resp:
+        pieces = resp.aiter_raw()
+        await anext(pieces)
+        await asyncio.sleep(0.5)  # not reading: what the backend holds stays bounded
+        conn = stream_of(resp)._conn
+        assert len(conn.buffer) <= HIGH_WATER + 256 * 1024
+        assert conn.paused_reading
+        total = sum([len(piece) async for piece in pieces])
+    assert total > 3 * 1024 * 1024
+
+
+async def test_cancelling_a_read_closes_the_upstream_connection(upstream: Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(HEAD + chunk(b"data: one\n\n"))
+        await writer.drain()  # then silence: the client is left waiting
+
+    await upstream.start(handler)
+    got_first = asyncio.Event()
+
+    async def read_all(c: httpx.AsyncClient) -> None:
+        async with c.stream("GET", f"http://127.0.0.1:{upstream.port}/") as resp:
+            async for _ in resp.aiter_raw():
+                got_first.set()
+
+    async with client() as c:
+        task = asyncio.create_task(read_all(c))
+        await asyncio.wait_for(got_first.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(upstream.closed.wait(), 5)  # the server saw the connection end
+
+
+async def test_the_backend_connects_and_times_out_on_connect() -> None:
+    backend = AsyncioBackend()
+    # 192.0.2.0/24 is TEST-NET-1: nothing answers, so the connect must give up by itself
+    with pytest.raises((httpcore.ConnectTimeout, httpcore.ConnectError)):
+        await backend.connect_tcp("192.0.2.1", 9, timeout=0.2)

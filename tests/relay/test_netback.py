@@ -89,7 +89,8 @@ def stream_of(resp: httpx.Response) -> AsyncioStream:
     return stream
 
 
-async def test_a_tls_stream_arrives_piece_by_piece_through_the_backend(upstream: Upstream, ca: trustme.CA) -> None:
+async def test_a_tls_stream_arrives_piece_by_piece_through_the_backend(
+        upstream: Upstream, ca: trustme.CA) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(HEAD)

@@ -5,13 +5,16 @@ pooled connections the server closed, and a cancelled read closing the connectio
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpcore
 import httpx
 import pytest
 import trustme
+import uvloop
 
 from ssehub.relay.netback import HIGH_WATER, AsyncioBackend, AsyncioStream, use_asyncio_backend
 
@@ -59,11 +62,30 @@ class Upstream:
             self.server.close()
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    up = Upstream()
-    yield up
-    await up.stop()
+def on_both_loops(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async test on asyncio's loop and on uvloop (``ssehub serve`` runs the relay on
+    uvloop), with a fresh ``Upstream`` passed as ``upstream``."""
+
+    @functools.wraps(test)
+    def run(loop: str, **kwargs: object) -> None:
+        async def main() -> None:
+            up = Upstream()
+            try:
+                await test(upstream=up, **kwargs)
+            finally:
+                await up.stop()
+
+        if loop == "uvloop":
+            uvloop.run(main())
+        else:
+            asyncio.run(main())
+
+    # pytest reads the signature: the test's parameters, less ``upstream``, plus ``loop``
+    params = [p for name, p in inspect.signature(test).parameters.items() if name != "upstream"]
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined,unused-ignore]
+        [inspect.Parameter("loop", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params])
+    both: Callable[..., None] = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])(run)
+    return both
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +111,7 @@ def stream_of(resp: httpx.Response) -> AsyncioStream:
     return stream
 
 
+@on_both_loops
 async def test_a_tls_stream_arrives_piece_by_piece_through_the_backend(
         upstream: Upstream, ca: trustme.CA) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -110,6 +133,7 @@ async def test_a_tls_stream_arrives_piece_by_piece_through_the_backend(
     assert body == b"".join(b"data: %d\n\n" % i for i in range(5))
 
 
+@on_both_loops
 async def test_an_untrusted_certificate_is_a_connect_error(upstream: Upstream, ca: trustme.CA) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -120,6 +144,7 @@ async def test_an_untrusted_certificate_is_a_connect_error(upstream: Upstream, c
             await c.get(f"https://localhost:{upstream.port}/")
 
 
+@on_both_loops
 async def test_a_refused_connection_is_a_connect_error(upstream: Upstream) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         return None
@@ -134,6 +159,7 @@ async def test_a_refused_connection_is_a_connect_error(upstream: Upstream) -> No
             await c.get(f"http://127.0.0.1:{port}/")
 
 
+@on_both_loops
 async def test_a_stalled_upstream_is_a_read_timeout(upstream: Upstream) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -150,6 +176,7 @@ async def test_a_stalled_upstream_is_a_read_timeout(upstream: Upstream) -> None:
         assert asyncio.get_running_loop().time() - started < 3
 
 
+@on_both_loops
 async def test_a_peer_that_drops_mid_body_is_an_error_not_a_silent_end(upstream: Upstream) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -164,6 +191,7 @@ async def test_a_peer_that_drops_mid_body_is_an_error_not_a_silent_end(upstream:
                 pass
 
 
+@on_both_loops
 async def test_a_pooled_connection_the_server_closed_is_not_reused(upstream: Upstream) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -181,7 +209,10 @@ async def test_a_pooled_connection_the_server_closed_is_not_reused(upstream: Ups
     assert upstream.connections == 3
 
 
-async def test_a_reader_that_does_not_read_pauses_the_socket(upstream: Upstream) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+@on_both_loops
+async def test_a_reader_that_does_not_read_pauses_the_socket(upstream: Upstream, ca: trustme.CA,
+                                                              tls: bool) -> None:
     big = b"x" * 65536
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -192,8 +223,11 @@ async def test_a_reader_that_does_not_read_pauses_the_socket(upstream: Upstream)
             await writer.drain()
         writer.write(b"0\r\n\r\n")
 
-    await upstream.start(handler)
-    async with client() as c, c.stream("GET", f"http://127.0.0.1:{upstream.port}/") as resp:
+    await upstream.start(handler, server_context(ca) if tls else None)
+    verify = ssl.create_default_context()
+    ca.configure_trust(verify)
+    url = f"https://localhost:{upstream.port}/" if tls else f"http://127.0.0.1:{upstream.port}/"
+    async with client(verify, timeout=10) as c, c.stream("GET", url) as resp:
         pieces = resp.aiter_raw()
         await anext(pieces)
         await asyncio.sleep(0.5)  # not reading: what the backend holds stays bounded
@@ -204,6 +238,7 @@ async def test_a_reader_that_does_not_read_pauses_the_socket(upstream: Upstream)
     assert total > 3 * 1024 * 1024
 
 
+@on_both_loops
 async def test_cancelling_a_read_closes_the_upstream_connection(upstream: Upstream) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -227,7 +262,8 @@ async def test_cancelling_a_read_closes_the_upstream_connection(upstream: Upstre
         await asyncio.wait_for(upstream.closed.wait(), 5)  # the server saw the connection end
 
 
-async def test_the_backend_connects_and_times_out_on_connect() -> None:
+@on_both_loops
+async def test_the_backend_connects_and_times_out_on_connect(upstream: Upstream) -> None:
     backend = AsyncioBackend()
     # 192.0.2.0/24 is TEST-NET-1: nothing answers, so the connect must give up by itself
     with pytest.raises((httpcore.ConnectTimeout, httpcore.ConnectError)):

@@ -229,7 +229,7 @@ class Hub(Bounds, Presence):
                     continue
                 topic = self._create(name, topics)
             if not frame:
-                frame = b"id: %d-%d\n" % (self.epoch, seq) + body  # == format_id, as bytes
+                frame = b"id: %d-%d\n%s" % (self.epoch, seq, body)  # (the id: == format_id)
             grown += topic.log.append(seq, frame)
             if topic.subscribers == 0:
                 idle.move_to_end(name)

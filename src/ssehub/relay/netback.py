@@ -120,9 +120,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if buffer:
             data = bytes(buffer[:max_bytes])
             del buffer[:max_bytes]
-            if conn.paused_reading and len(buffer) <= HIGH_WATER // 4:
+            if conn.paused_reading and len(buffer) <= HIGH_WATER // 4 and conn.transport is not None:
                 conn.paused_reading = False
-                self._transport.resume_reading()
+                conn.transport.resume_reading()  # (the transport it paused: TLS's once upgraded)
             return data
         if conn.error is not None:
             raise httpcore.ReadError(str(conn.error) or type(conn.error).__name__)
@@ -162,6 +162,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         if transport is None:  # (the connection was closed meanwhile)
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        self._conn.transport = transport  # (its reads now arrive through TLS: pause that one)
         return AsyncioStream(transport, self._conn)
 
     def get_extra_info(self, info: str) -> Any:

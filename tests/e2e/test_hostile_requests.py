@@ -33,6 +33,9 @@ def post(body: bytes, *headers: bytes, target: bytes = b"/publish?topic=hostile"
             + b"\r\n" + body)
 
 
+JSON = b'{"topic":"hostile","data":"x"}'
+
+
 def cl(body: bytes) -> bytes:
     return b"Content-Length: %d" % len(body)
 
@@ -98,6 +101,10 @@ ROWS = [
         (403,), h11=False),
     Row("line break in an event name", post(b"hi", cl(b"hi"), target=b"/publish?topic=a&event=x%0Ay"),
         (400,), h11=False),
+    # the first of two Content-Type headers counts, even empty (then a JSON body is refused)
+    Row("empty Content-Type before a JSON one", post(JSON, cl(JSON), b"Content-Type: ",
+                                                     b"Content-Type: application/json", target=b"/publish"),
+        (415,), h11=False),
 ]
 
 STATUS = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
@@ -166,3 +173,26 @@ def test_hostile_request(hub: ServeProcess, row: Row) -> None:
 @pytest.mark.parametrize("row", [r for r in ROWS if r.h11], ids=[r.name for r in ROWS if r.h11])
 def test_h11_agrees_on_what_is_malformed(row: Row) -> None:
     assert h11_refuses(row.data) == row.malformed
+
+
+ERRORS = [  # (body, Content-Type, the error message's start): the same words on both fronts
+    (b'[{"topic":"","data":"x"}]', b"application/json", b'{"error":"item 0: topic must be'),
+    (b'[{"topic":"a","data":"x"},{"topic":"a"}]', b"application/json", b'{"error":"item 1: missing field'),
+    (b'{"topic":"","data":"x"}', b"application/json", b'{"error":"topic must be'),
+]
+
+
+@pytest.mark.parametrize(("body", "ctype", "start"), ERRORS)
+def test_error_messages_name_the_batch_item(hub: ServeProcess, body: bytes, ctype: bytes,
+                                            start: bytes) -> None:
+    request = post(body, cl(body), b"Content-Type: " + ctype, target=b"/publish")
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"}" not in received.partition(b"\r\n\r\n")[2]:
+            piece = sock.recv(65536)
+            assert piece, received
+            received += piece
+    head, _, answer = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert answer.startswith(start), answer

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -16,7 +17,7 @@ import pytest
 import trustme
 import uvloop
 
-from ssehub.relay.netback import HIGH_WATER, AsyncioBackend, AsyncioStream, use_asyncio_backend
+from ssehub.relay.netback import HIGH_WATER, AsyncioBackend, AsyncioStream, open_first, use_asyncio_backend
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -268,3 +269,45 @@ async def test_the_backend_connects_and_times_out_on_connect(upstream: Upstream)
     # 192.0.2.0/24 is TEST-NET-1: nothing answers, so the connect must give up by itself
     with pytest.raises((httpcore.ConnectTimeout, httpcore.ConnectError)):
         await backend.connect_tcp("192.0.2.1", 9, timeout=0.2)
+
+
+@on_both_loops
+async def test_an_address_that_does_not_answer_gives_way_to_the_next(upstream: Upstream) -> None:
+    # a listening socket whose accept queue is full drops new SYNs: a silent address (like a
+    # host's IPv6 address behind broken routing); the next address must be tried meanwhile
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)
+    filler = socket.create_connection(silent.getsockname(), timeout=2)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        return None
+
+    await upstream.start(handler)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        addresses = [(socket.AF_INET, silent.getsockname()), (socket.AF_INET, ("127.0.0.1", upstream.port))]
+        transport, _ = await asyncio.wait_for(open_first(addresses, None), 10)
+        assert transport.get_extra_info("peername")[1] == upstream.port
+        assert loop.time() - started < 3  # (the stagger is 0.25 s; a connect timeout would be 10)
+        transport.close()
+    finally:
+        filler.close()
+        silent.close()
+
+
+@on_both_loops
+async def test_no_address_answering_is_a_connect_error(upstream: Upstream) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        return None
+
+    await upstream.start(handler)
+    port = upstream.port
+    await upstream.stop()
+    assert upstream.server is not None
+    await upstream.server.wait_closed()
+    with pytest.raises(httpcore.ConnectError):
+        await AsyncioBackend().connect_tcp("localhost", port, timeout=5)
+    with pytest.raises(OSError, match=r"111|refused"):  # (ECONNREFUSED, each address's error)
+        await open_first([(socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET, ("127.0.0.1", port))], None)

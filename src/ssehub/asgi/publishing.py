@@ -83,7 +83,7 @@ class PublishRequest:
         if len(pubs) > BATCH_SLICE:
             return None
         hub = self.state.hub
-        if len(pubs) == 1 and self.grant is None:  # (the common case, without _prepare's loop)
+        if len(pubs) == 1 and not self.batch and self.grant is None:  # (most publishes: no loop)
             p = pubs[0]
             prepared = [hub.prepare(p.topics, p.data, event=p.event, retry=p.retry)]
         else:

@@ -43,13 +43,14 @@ class DirectPublish(DirectCycle):
     def begin(self) -> None:
         """The checks that need only the head: Host was checked by the protocol; here the
         site, the token and the declared size."""
-        declared = None
+        declared = ctype = None
         for name, value in self.scope["headers"]:  # (as Starlette's Headers.get: the first)
             if name == b"content-length":
                 if declared is None:
                     declared = value
-            elif name == b"content-type" and not self._ctype:
-                self._ctype = value.decode("latin-1")
+            elif name == b"content-type" and ctype is None:
+                ctype = value
+        self._ctype = "" if ctype is None else ctype.decode("latin-1")
         try:
             self._grant = publish_gate(self.protocol.hub_state, self.scope)
             if declared is not None and declared.isdigit() and int(declared) > self._limit:

@@ -7,8 +7,9 @@ every token: profiled under 100 concurrent generations it was about a quarter of
 CPU. ``AsyncioBackend`` is httpcore's documented extension point (``AsyncNetworkBackend``)
 done on an asyncio protocol: received bytes wait in a buffer, a read that finds some returns
 them without suspending, a read that finds none awaits one future with one timer for its
-timeout. Connect, TLS (``loop.start_tls``), timeouts and errors map to httpcore's exceptions
-as its own backends do; httpx, httpcore and h11 still do everything else (pooling, HTTP/1.1,
+timeout. Connect (a host's addresses raced as RFC 8305 says: the next one after 0.25 s),
+TLS (``loop.start_tls``), timeouts and errors map to httpcore's exceptions as its own
+backends do; httpx, httpcore and h11 still do everything else (pooling, HTTP/1.1,
 proxies — a proxied client keeps httpcore's default backend).
 """
 
@@ -17,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["AsyncioBackend", "use_asyncio_backend"]
+__all__ = ["AsyncioBackend", "open_first", "use_asyncio_backend"]
 
 #: received bytes buffered per connection before reading from the socket pauses
 HIGH_WATER = 256 * 1024
+#: seconds before the next address of a host is tried while none answered (RFC 8305)
+STAGGER = 0.25
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -112,7 +115,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             try:
                 await _wait(waiter, timeout)
             except TimeoutError:
-                raise httpcore.ReadTimeout(f"nothing received for {timeout:g} s") from None
+                raise httpcore.ReadTimeout(f"nothing received for {_secs(timeout)}") from None
             finally:
                 if conn.waiter is waiter:
                     conn.waiter = None
@@ -140,12 +143,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             try:
                 await _wait(drained, timeout)
             except TimeoutError:
-                raise httpcore.WriteTimeout(f"could not send for {timeout:g} s") from None
+                raise httpcore.WriteTimeout(f"could not send for {_secs(timeout)}") from None
             if conn.error is not None:
                 raise httpcore.WriteError(str(conn.error) or type(conn.error).__name__)
 
     async def aclose(self) -> None:
-        self._transport.close()
+        transport = self._transport
+        if transport.get_write_buffer_size():
+            transport.abort()  # (unsent bytes: a close would wait for a peer that may never read)
+        else:
+            transport.close()
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
@@ -156,7 +163,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             transport = await asyncio.wait_for(upgrade, timeout)
         except TimeoutError:
             self._transport.abort()
-            raise httpcore.ConnectTimeout(f"TLS handshake not done in {timeout:g} s") from None
+            raise httpcore.ConnectTimeout(f"TLS handshake not done in {_secs(timeout)}") from None
         except (OSError, ssl.SSLError, ConnectionError) as exc:
             self._transport.abort()
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
@@ -181,14 +188,64 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return None
 
 
+def _secs(timeout: float | None) -> str:
+    return "ever" if timeout is None else f"{timeout:g} s"
+
+
+def _interleave(addresses: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """Addresses in resolver order, alternating families from the first one's (RFC 8305)."""
+    first = [a for a in addresses if a[0] == addresses[0][0]]
+    other = [a for a in addresses if a[0] != addresses[0][0]]
+    out: list[tuple[int, Any]] = []
+    for i in range(max(len(first), len(other))):
+        out += first[i:i + 1] + other[i:i + 1]
+    return out
+
+
+async def open_first(addresses: Sequence[tuple[int, Any]],
+                     local: tuple[str, int] | None) -> tuple[asyncio.Transport, _Connection]:
+    """Connect to the first of ``addresses`` (``(family, sockaddr)``) that answers, starting
+    the next one every ``STAGGER`` seconds while none has (Happy Eyeballs, RFC 8305: an
+    address that drops packets — broken IPv6 routing — must not use up the whole timeout)."""
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[tuple[asyncio.Transport, _Connection]]] = []
+    winner: asyncio.Task[tuple[asyncio.Transport, _Connection]] | None = None
+    try:
+        for i, (family, sockaddr) in enumerate(addresses):
+            tasks.append(loop.create_task(loop.create_connection(
+                _Connection, sockaddr[0], sockaddr[1], family=family, local_addr=local)))
+            last = i == len(addresses) - 1
+            deadline = loop.time() + STAGGER
+            while winner is None:
+                running = [t for t in tasks if not t.done()]
+                winner = next((t for t in tasks if t.done() and t.exception() is None), None)
+                left = deadline - loop.time()
+                if winner is not None or not running or (left <= 0 and not last):
+                    break
+                await asyncio.wait(running, timeout=None if last else left,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            if winner is not None:
+                return winner.result()
+        errors = [t.exception() for t in tasks]
+        raise OSError("; ".join(str(e) for e in errors if e is not None) or "no address to connect to")
+    finally:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+            elif t is not winner and t.exception() is None:
+                t.result()[0].close()  # (answered too, after the winner)
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[SocketOption] | None = None) -> AsyncioStream:
-        loop = asyncio.get_running_loop()
-        local = (local_address, 0) if local_address else None
-        connect = loop.create_connection(_Connection, host, port, local_addr=local)
-        return await self._connected(connect, timeout, socket_options, f"{host}:{port}")
+        async def connect() -> tuple[asyncio.Transport, _Connection]:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            local = (local_address, 0) if local_address else None
+            return await open_first(_interleave([(info[0], info[4]) for info in infos]), local)
+
+        return await self._connected(connect(), timeout, socket_options, f"{host}:{port}")
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[SocketOption] | None = None) -> AsyncioStream:
@@ -200,7 +257,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             transport, conn = await asyncio.wait_for(connect, timeout)
         except TimeoutError:
-            raise httpcore.ConnectTimeout(f"could not connect to {where} in {timeout:g} s") from None
+            raise httpcore.ConnectTimeout(f"could not connect to {where} in {_secs(timeout)}") from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         sock: socket.socket | None = transport.get_extra_info("socket")

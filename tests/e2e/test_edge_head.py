@@ -101,6 +101,30 @@ async def test_unfinished_heads_time_out_with_408(serve: Serve) -> None:
         await stream.close()
 
 
+async def test_the_first_head_is_timed_from_the_connect_not_from_its_first_byte(serve: Serve) -> None:
+    # a client that waits before it starts its head, then trickles it, gains no time: the
+    # deadline runs from the connect (else a slowloris doubles its hold on each socket)
+    hub: ServeProcess = await serve("--header-timeout", "1")
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    try:
+        await asyncio.sleep(0.9)
+        sent = 0
+        answer = b""
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n":
+            writer.write(bytes([byte]))
+            sent += 1
+            try:
+                answer = await asyncio.wait_for(reader.read(65536), 0.3)
+            except TimeoutError:
+                continue
+            break
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        # refused about 0.1 s into the trickle (timed from its first byte: after ~1 s, 4+ bytes)
+        assert sent <= 2, sent
+    finally:
+        writer.close()
+
+
 async def publish(port: int, topic: str) -> str:
     body = json.dumps({"topic": topic, "data": "x"}).encode()
     answer, _ = await raw_exchange(port, b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"

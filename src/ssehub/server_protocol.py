@@ -168,7 +168,13 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport = transport
         self.flow = FlowControl(transport)
         self.server = self._local_address(transport)
-        self.client = get_remote_addr(transport)
+        # the peer's address as the transport holds it (uvicorn asks a socket object for it:
+        # on uvloop that builds one per connection, 4 µs against 0.5)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        else:  # (a Unix socket, or no address known)
+            self.client = get_remote_addr(transport)
         self.scheme = "https" if is_ssl(transport) else "http"
         verdict = admit(len(self.connections), self.limits)
         if verdict == "drop":

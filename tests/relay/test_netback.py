@@ -158,6 +158,10 @@ async def test_a_refused_connection_is_a_connect_error(upstream: Upstream) -> No
     async with client() as c:
         with pytest.raises(httpx.ConnectError):
             await c.get(f"http://127.0.0.1:{port}/")
+    with pytest.raises(httpcore.ConnectError):  # (a name: its addresses resolved, all refused)
+        await AsyncioBackend().connect_tcp("localhost", port, timeout=5)
+    with pytest.raises(OSError, match=r"111|refused"):  # (ECONNREFUSED: each address's error)
+        await open_first([(socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET, ("127.0.0.1", port))], None)
 
 
 @on_both_loops
@@ -295,19 +299,3 @@ async def test_an_address_that_does_not_answer_gives_way_to_the_next(upstream: U
     finally:
         filler.close()
         silent.close()
-
-
-@on_both_loops
-async def test_no_address_answering_is_a_connect_error(upstream: Upstream) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        return None
-
-    await upstream.start(handler)
-    port = upstream.port
-    await upstream.stop()
-    assert upstream.server is not None
-    await upstream.server.wait_closed()
-    with pytest.raises(httpcore.ConnectError):
-        await AsyncioBackend().connect_tcp("localhost", port, timeout=5)
-    with pytest.raises(OSError, match=r"111|refused"):  # (ECONNREFUSED, each address's error)
-        await open_first([(socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET, ("127.0.0.1", port))], None)

@@ -231,7 +231,7 @@ async def stream_subscription(
     guard = _StallGuard(sub, task, settings.slow_consumer == "disconnect")
     hub = sub.hub
     stats = stats or EdgeStats()
-    stats.subscriptions += len(sub.topics)
+    stats.subscriptions += sub.topic_count
     expiry: _Expiry | None = None
     try:
         try:
@@ -300,7 +300,7 @@ async def stream_subscription(
     except OSError:
         pass  # the peer went away mid-write
     finally:
-        stats.subscriptions -= len(sub.topics)
+        stats.subscriptions -= sub.topic_count
         if expiry is not None:
             expiry.close()
         guard.close()

@@ -28,7 +28,7 @@ from .positions import format_id
 from .presence import Presence, PresenceListener
 from .subscription import Subscription
 from .topic import Topic
-from .topics import check_topic, check_topics
+from .topics import check_topics
 
 __all__ = ["Hub", "HubLimits", "Prepared", "Topic"]
 
@@ -152,11 +152,7 @@ class Hub(Bounds, Presence):
         UTF-8 JSON. Raises the BadRequest a publish of these values would raise, so a batch
         can be checked whole before any of it is published.
         """
-        names: tuple[str, ...]
-        if isinstance(topics, tuple) and len(topics) == 1:  # (one topic: the common case)
-            names = (check_topic(topics[0]),)
-        else:
-            names = check_topics(topics, self.limits.max_topics_per_subscription)  # type: ignore[arg-type]
+        names = check_topics(topics, self.limits.max_topics_per_subscription)  # type: ignore[arg-type]
         if event is not None and not isinstance(event, str):
             raise InvalidField("event must be a string")
         value = Event(encode_data(data), event, None, retry)  # type: ignore[arg-type]  # checks every field

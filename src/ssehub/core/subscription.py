@@ -329,6 +329,11 @@ class Subscription:
         return tuple(t.name for t in self._topics)
 
     @property
+    def topic_count(self) -> int:
+        """``len(topics)`` without building it."""
+        return len(self._topics)
+
+    @property
     def started(self) -> bool:
         """True once the cursors are placed: ``poll()`` works without awaiting ``start()``."""
         return bool(self._cursors)

@@ -29,6 +29,8 @@ def check_topics(names: str | Iterable[object], limit: int | None = None) -> tup
     """Validated topic names, duplicates removed, in the order given."""
     if isinstance(names, str):
         return (check_topic(names),)
+    if isinstance(names, tuple) and len(names) == 1:  # (one topic: most publishes)
+        return (check_topic(names[0]),)
     seen: dict[str, None] = {}
     for name in names:
         seen[check_topic(name)] = None

@@ -103,7 +103,7 @@ class DirectStream(DirectCycle):
         self._expiry: asyncio.TimerHandle | None = None
         self._waker = Waker(protocol.loop, self._pump)  # armed while waiting for news
         self._watcher = Waker(protocol.loop, self._check)  # armed while the client is not reading
-        protocol.hub_state.stats.subscriptions += len(self.sub.topics)
+        protocol.hub_state.stats.subscriptions += self.sub.topic_count
 
     def begin(self) -> None:
         if self.sub.started:
@@ -263,7 +263,7 @@ class DirectStream(DirectCycle):
             self._expiry.cancel()
             self._expiry = None
         state = self.protocol.hub_state
-        state.stats.subscriptions -= len(self.sub.topics)
+        state.stats.subscriptions -= self.sub.topic_count
         self.sub.close()
         state.closed(self._addr)
 

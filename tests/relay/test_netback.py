@@ -5,11 +5,12 @@ pooled connections the server closed, and a cancelled read closing the connectio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpcore
 import httpx
@@ -17,6 +18,7 @@ import pytest
 import trustme
 import uvloop
 
+from ssehub.relay import netback
 from ssehub.relay.netback import HIGH_WATER, AsyncioBackend, AsyncioStream, open_first, use_asyncio_backend
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -92,6 +94,21 @@ def on_both_loops(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
+
+
+@contextlib.contextmanager
+def silent_address() -> Iterator[tuple[str, int]]:
+    """An address that never answers a connect: a listening socket whose accept queue is full
+    (Linux drops the SYNs it has no room for)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)
+        with socket.create_connection(silent.getsockname(), timeout=2):
+            yield silent.getsockname()
+
+
+async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    return None
 
 
 def server_context(ca: trustme.CA) -> ssl.SSLContext:
@@ -277,25 +294,60 @@ async def test_the_backend_connects_and_times_out_on_connect(upstream: Upstream)
 
 @on_both_loops
 async def test_an_address_that_does_not_answer_gives_way_to_the_next(upstream: Upstream) -> None:
-    # a listening socket whose accept queue is full drops new SYNs: a silent address (like a
-    # host's IPv6 address behind broken routing); the next address must be tried meanwhile
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(0)
-    filler = socket.create_connection(silent.getsockname(), timeout=2)
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        return None
-
-    await upstream.start(handler)
-    try:
+    # the next address must be tried while a silent one (like a host's IPv6 address behind
+    # broken routing) has not answered
+    await upstream.start(idle)
+    with silent_address() as silent:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        addresses = [(socket.AF_INET, silent.getsockname()), (socket.AF_INET, ("127.0.0.1", upstream.port))]
+        addresses = [(socket.AF_INET, silent), (socket.AF_INET, ("127.0.0.1", upstream.port))]
         transport, _ = await asyncio.wait_for(open_first(addresses, None), 10)
         assert transport.get_extra_info("peername")[1] == upstream.port
         assert loop.time() - started < 3  # (the stagger is 0.25 s; a connect timeout would be 10)
         transport.close()
-    finally:
-        filler.close()
-        silent.close()
+
+
+@on_both_loops
+async def test_a_failed_attempt_starts_the_next_address_at_once(upstream: Upstream,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netback, "STAGGER", 1.0)
+    await upstream.start(idle)
+    with silent_address() as silent, socket.socket() as refused:
+        refused.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        addresses = [(socket.AF_INET, silent), (socket.AF_INET, refused.getsockname()),
+                     (socket.AF_INET, ("127.0.0.1", upstream.port))]
+        transport, _ = await asyncio.wait_for(open_first(addresses, None), 10)
+        transport.close()
+        # silent: 1 s, then refused at once, then the good one at once (not another second)
+        assert loop.time() - started < 1.7
+
+
+@on_both_loops
+async def test_closing_with_unsent_bytes_aborts_also_under_tls(upstream: Upstream, ca: trustme.CA) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)  # never reads: what the client sends piles up
+
+    await upstream.start(handler, server_context(ca))
+    verify = ssl.create_default_context()
+    ca.configure_trust(verify)
+    backend = AsyncioBackend()
+    plain = await backend.connect_tcp("localhost", upstream.port, timeout=5)
+    stream = await plain.start_tls(verify, "localhost", timeout=5)
+    assert isinstance(stream, AsyncioStream)
+    with pytest.raises(httpcore.WriteTimeout):
+        for _ in range(64):
+            await stream.write(b"x" * (1 << 20), timeout=0.3)
+    await stream.aclose()
+    # aborted at once: the TCP transport under TLS is closed now, not after a TLS shutdown
+    assert stream._raw is not None and stream._raw.is_closing()
+
+
+@on_both_loops
+async def test_an_os_connect_timeout_without_a_timeout_set_is_a_connect_timeout(upstream: Upstream) -> None:
+    async def times_out() -> tuple[asyncio.Transport, object]:
+        raise TimeoutError(110, "Connection timed out")  # (ETIMEDOUT from the kernel)
+
+    with pytest.raises(httpcore.ConnectTimeout, match="ever"):
+        await AsyncioBackend()._connected(times_out(), None, None, "upstream:443")

@@ -16,6 +16,7 @@ proxies — a proxied client keeps httpcore's default backend).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,8 @@ __all__ = ["AsyncioBackend", "open_first", "use_asyncio_backend"]
 HIGH_WATER = 256 * 1024
 #: seconds before the next address of a host is tried while none answered (RFC 8305)
 STAGGER = 0.25
+#: seconds a closing TLS connection waits for the peer's close_notify
+TLS_SHUTDOWN = 2.0
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -104,9 +107,11 @@ async def _wait(future: asyncio.Future[None], timeout: float | None) -> None:
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    def __init__(self, transport: asyncio.Transport, conn: _Connection) -> None:
+    def __init__(self, transport: asyncio.Transport, conn: _Connection,
+                 raw: asyncio.Transport | None = None) -> None:
         self._transport = transport
         self._conn = conn
+        self._raw = raw  # under TLS, the TCP transport below it
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         conn = self._conn
@@ -148,18 +153,18 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 raise httpcore.WriteError(str(conn.error) or type(conn.error).__name__)
 
     async def aclose(self) -> None:
-        transport = self._transport
-        if transport.get_write_buffer_size():
+        transport, raw = self._transport, self._raw
+        if transport.get_write_buffer_size() or (raw is not None and raw.get_write_buffer_size()):
             transport.abort()  # (unsent bytes: a close would wait for a peer that may never read)
         else:
-            transport.close()
+            transport.close()  # (TLS: close_notify, waited for at most TLS_SHUTDOWN seconds)
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         try:
             upgrade = loop.start_tls(self._transport, self._conn, ssl_context,
-                                     server_hostname=server_hostname)
+                                     server_hostname=server_hostname, ssl_shutdown_timeout=TLS_SHUTDOWN)
             transport = await asyncio.wait_for(upgrade, timeout)
         except TimeoutError:
             self._transport.abort()
@@ -170,7 +175,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if transport is None:  # (the connection was closed meanwhile)
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
         self._conn.transport = transport  # (its reads now arrive through TLS: pause that one)
-        return AsyncioStream(transport, self._conn)
+        return AsyncioStream(transport, self._conn, self._transport)
 
     def get_extra_info(self, info: str) -> Any:
         transport = self._transport
@@ -202,6 +207,10 @@ def _interleave(addresses: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
     return out
 
 
+def _connected(task: asyncio.Task[tuple[asyncio.Transport, _Connection]]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
 async def open_first(addresses: Sequence[tuple[int, Any]],
                      local: tuple[str, int] | None) -> tuple[asyncio.Transport, _Connection]:
     """Connect to the first of ``addresses`` (``(family, sockaddr)``) that answers, starting
@@ -218,21 +227,22 @@ async def open_first(addresses: Sequence[tuple[int, Any]],
             deadline = loop.time() + STAGGER
             while winner is None:
                 running = [t for t in tasks if not t.done()]
-                winner = next((t for t in tasks if t.done() and t.exception() is None), None)
+                winner = next((t for t in tasks if _connected(t)), None)
                 left = deadline - loop.time()
-                if winner is not None or not running or (left <= 0 and not last):
+                # the newest attempt failed (refused, unreachable): the next address at once
+                if winner is not None or not running or tasks[-1].done() or (left <= 0 and not last):
                     break
                 await asyncio.wait(running, timeout=None if last else left,
                                    return_when=asyncio.FIRST_COMPLETED)
             if winner is not None:
                 return winner.result()
-        errors = [t.exception() for t in tasks]
+        errors = [t.exception() for t in tasks if not t.cancelled()]
         raise OSError("; ".join(str(e) for e in errors if e is not None) or "no address to connect to")
     finally:
         for t in tasks:
             if not t.done():
                 t.cancel()
-            elif t is not winner and t.exception() is None:
+            elif t is not winner and _connected(t):
                 t.result()[0].close()  # (answered too, after the winner)
 
 
@@ -241,8 +251,16 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[SocketOption] | None = None) -> AsyncioStream:
         async def connect() -> tuple[asyncio.Transport, _Connection]:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             local = (local_address, 0) if local_address else None
+            version: int | None
+            try:  # an IP literal (a local vLLM, Ollama): nothing to resolve
+                version = ipaddress.ip_address(host).version
+            except ValueError:
+                version = None
+            if version is not None:
+                family = socket.AF_INET6 if version == 6 else socket.AF_INET
+                return await open_first([(family, (host, port))], local)
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             return await open_first(_interleave([(info[0], info[4]) for info in infos]), local)
 
         return await self._connected(connect(), timeout, socket_options, f"{host}:{port}")

@@ -163,46 +163,41 @@ class SSEHubBatch(SSEHub):
     mode = "json"
 
 
-class SSEStarlette(Server):
+class PythonPeer(Server):
+    """A peer that is one script in ``peers/`` needing a few modules."""
+
+    modules: tuple[str, ...] = ()
+    script = ""
+
+    def available(self) -> str | None:
+        for mod in self.modules:
+            if importlib.util.find_spec(mod) is None:
+                return f"{mod} is not installed"
+        return None
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(PEERS / self.script), "--port", str(self.port)]
+
+
+class SSEStarlette(PythonPeer):
     name = "sse-starlette"
-
-    def available(self) -> str | None:
-        for mod in ("sse_starlette", "uvicorn"):
-            if importlib.util.find_spec(mod) is None:
-                return f"{mod} is not installed"
-        return None
-
-    def command(self) -> list[str]:
-        return [sys.executable, str(PEERS / "sse_starlette_server.py"), "--port", str(self.port)]
+    modules = ("sse_starlette", "uvicorn")
+    script = "sse_starlette_server.py"
 
 
-class AiohttpSSE(Server):
+class AiohttpSSE(PythonPeer):
     name = "aiohttp-sse"
-
-    def available(self) -> str | None:
-        for mod in ("aiohttp", "aiohttp_sse"):
-            if importlib.util.find_spec(mod) is None:
-                return f"{mod} is not installed"
-        return None
-
-    def command(self) -> list[str]:
-        return [sys.executable, str(PEERS / "aiohttp_sse_server.py"), "--port", str(self.port)]
+    modules = ("aiohttp", "aiohttp_sse")
+    script = "aiohttp_sse_server.py"
 
 
-class Raw(Server):
+class Raw(PythonPeer):
     """The floor: uvloop + httptools + ``transport.write`` (peers/raw_server.py)."""
 
     name = "raw"
     mode = "raw"
-
-    def available(self) -> str | None:
-        for mod in ("uvloop", "httptools"):
-            if importlib.util.find_spec(mod) is None:
-                return f"{mod} is not installed"
-        return None
-
-    def command(self) -> list[str]:
-        return [sys.executable, str(PEERS / "raw_server.py"), "--port", str(self.port)]
+    modules = ("uvloop", "httptools")
+    script = "raw_server.py"
 
 
 NCHAN_MODULE_DIRS = ["/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/usr/lib64/nginx/modules"]

@@ -117,6 +117,13 @@ def error_head(status: int, message: str) -> bytes:
     ])
 
 
+def _ip_port(address: object) -> tuple[str, int] | None:
+    """``(host, port)`` of a transport's ``peername``/``sockname`` (None for a Unix socket)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return None
+
+
 class GuardedProtocol(HttpToolsProtocol):
     limits: EdgeLimits = EdgeLimits()
 
@@ -170,11 +177,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.server = self._local_address(transport)
         # the peer's address as the transport holds it (uvicorn asks a socket object for it:
         # on uvloop that builds one per connection, 4 µs against 0.5); likewise the local one
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (str(peer[0]), int(peer[1]))
-        else:  # (a Unix socket, or no address known)
-            self.client = get_remote_addr(transport)
+        self.client = _ip_port(transport.get_extra_info("peername")) or get_remote_addr(transport)
         self.scheme = "https" if is_ssl(transport) else "http"
         verdict = admit(len(self.connections), self.limits)
         if verdict == "drop":
@@ -190,11 +193,7 @@ class GuardedProtocol(HttpToolsProtocol):
         cls = type(self)
         if cls._local is not None:
             return cls._local
-        name = transport.get_extra_info("sockname")  # (no socket object built, unlike uvicorn's)
-        if isinstance(name, tuple) and len(name) >= 2:
-            local: tuple[str, int | None] | None = (str(name[0]), int(name[1]))
-        else:  # (a Unix socket)
-            local = get_local_addr(transport)
+        local = _ip_port(transport.get_extra_info("sockname")) or get_local_addr(transport)
         config = self.config
         if local is not None and _is_ip(config.host) and config.uds is None and config.fd is None:
             cls._local = local  # (a name such as localhost may be bound on several addresses)
